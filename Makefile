@@ -1,0 +1,33 @@
+# The two commands the README opens with:
+#   make demo   -- run the talk's examples end to end
+#   make test   -- lint, type-check, and run the tests on Python 3.11, 3.12 and 3.13
+# Each creates the virtual environments it needs under .venv/.
+
+PYTHONS ?= 3.11 3.12 3.13
+DEMO_PY ?= 3.11
+
+.PHONY: demo test lint bench clean
+
+demo: .venv/$(DEMO_PY)/.ok
+	.venv/$(DEMO_PY)/bin/python examples/run_all.py
+
+test: $(foreach v,$(PYTHONS),.venv/$(v)/.ok)
+	.venv/3.11/bin/ruff check threadpatch tests integration benchmarks examples
+	.venv/3.11/bin/mypy
+	@set -e; for v in $(PYTHONS); do \
+		echo "=== Python $$v ==="; \
+		.venv/$$v/bin/python -m pytest -p no:cacheprovider -q; \
+	done
+
+bench: .venv/$(DEMO_PY)/.ok
+	.venv/$(DEMO_PY)/bin/python -m benchmarks
+
+.venv/%/.ok: pyproject.toml
+	@py=$$(scripts/find-python $*); \
+	echo "creating .venv/$* with $$py"; \
+	$$py -m venv --clear .venv/$* && \
+	.venv/$*/bin/python -m pip install -q --upgrade pip && \
+	.venv/$*/bin/python -m pip install -q -e '.[test,dev]' && touch $@
+
+clean:
+	rm -rf .venv

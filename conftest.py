@@ -1,0 +1,52 @@
+"""Shared test fixtures: deterministic waits, and a leak check on every test."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from threadpatch import _core
+
+
+def _wait_all_threads_blocked(timeout: float = 10.0, *, expected: int | None = None) -> None:
+    """Wait until every live thread threadpatch knows (but the caller) is parked.
+
+    With ``expected``, also wait until at least that many are parked.  Fails
+    the test if that state is not reached within ``timeout`` seconds.
+    """
+    me = _core.current_state()
+    deadline = time.monotonic() + timeout
+    while True:
+        others = [s for s in _core.all_states() if s is not me and not s.finished]
+        parked = [s for s in others if s.parked]
+        if len(parked) == len(others) and (expected is None or len(parked) >= expected):
+            return
+        if time.monotonic() > deadline:
+            busy = [s.name for s in others if not s.parked]
+            pytest.fail(f"threads never all blocked: still running {busy}")
+        time.sleep(0.0005)  # polling the registry, not synchronising on time
+
+
+@pytest.fixture
+def wait_all_threads_blocked() -> Callable[..., None]:
+    return _wait_all_threads_blocked
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """A test must not leave threads running: report and cancel them."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    if not leaked:
+        return
+    deadline = time.monotonic() + 5
+    for t in leaked:  # give threads that are just returning a moment
+        t.join(max(0.0, deadline - time.monotonic()))
+    still = [t for t in leaked if t.is_alive()]
+    for t in still:
+        _core.cancel(t, blocking=True, timeout=2)
+    assert not still, f"test leaked running threads: {[t.name for t in still]}"

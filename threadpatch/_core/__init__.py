@@ -1,0 +1,55 @@
+"""The core of threadpatch: the one door into layers 1 and 2.
+
+Upper layers (sync, io, patches) import from here only.
+"""
+
+from ._exceptions import (
+    DeadlineExpired,
+    HubError,
+    ThreadCancelled,
+    ThreadError,
+    ThreadpatchError,
+    ThreadTimeout,
+)
+from ._group import ThreadGroup
+from ._hub import get_hub, is_hub_thread
+from ._scopes import (
+    DeadlineScope,
+    check_duration,
+    checkpoint,
+    ignore_after,
+    shield,
+    sleep,
+    timeout_after,
+)
+from ._state import ParkingLot, ThreadState, all_states, current_state
+from ._thread import Thread, cancel, cancel_all, current, run, spawn
+
+__all__ = [
+    "DeadlineExpired",
+    "DeadlineScope",
+    "HubError",
+    "ParkingLot",
+    "Thread",
+    "ThreadCancelled",
+    "ThreadError",
+    "ThreadGroup",
+    "ThreadState",
+    "ThreadTimeout",
+    "ThreadpatchError",
+    "all_states",
+    "cancel",
+    "cancel_all",
+    "check_duration",
+    "checkpoint",
+    "current",
+    "current_state",
+    "get_hub",
+    "ignore_after",
+    "is_hub_thread",
+    "run",
+    "shield",
+    "sleep",
+    "spawn",
+    "timeout_after",
+]

@@ -1,0 +1,242 @@
+"""The hub: one curio kernel in a lazily started daemon thread.
+
+This is the only module of threadpatch that imports curio.  The hub owns the
+services a blocked thread cannot provide for itself:
+
+* deadline timers: ``timeout_after`` registers a timer here, and when it fires
+  the hub marks the scope expired and wakes the thread that owns it;
+* running blocking work that has no file descriptor (DNS lookups) somewhere
+  else, so that the caller's wait stays cancellable;
+* a bridge for running coroutines on the kernel.
+
+How it works::
+
+    thread A                      hub thread (curio kernel)
+    --------                      -------------------------
+    call_at(t, cb) --heap push--> _main task sleeps until the earliest
+                   --poke------>  deadline or until poked (wake socket);
+                                  fires due callbacks: cb() marks A and
+    park() <------unpark---------  unparks it.
+
+Hot paths never come here: an uncontended lock, a ready socket, a wake-up from
+another thread go thread to thread.  If the hub dies, :attr:`Hub.failure` is
+set and the failure listeners wake every blocked thread, which then raises
+:class:`HubError` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from . import _natives
+from ._exceptions import HubError
+
+__all__ = ["Hub", "TimerHandle", "get_hub", "is_hub_thread"]
+
+
+class TimerHandle:
+    """A pending hub timer; :meth:`cancel` stops it from firing."""
+
+    __slots__ = ("callback", "cancelled", "deadline")
+
+    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Hub:
+    """The curio kernel thread and the timer heap it serves."""
+
+    def __init__(self) -> None:
+        self._lock = _natives.allocate_lock()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
+        self._cancelled_timers = 0
+        self._started = False
+        self._ready = _natives.allocate_lock()
+        self._ready.acquire()
+        self.ident: int | None = None
+        self.failure: HubError | None = None
+        self._wake_r: Any = None
+        self._wake_w: Any = None
+        self._failure_listeners: list[Callable[[], None]] = []
+        self._inject: BaseException | None = None
+
+    # -- life cycle ------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._started and self.failure is None
+
+    def ensure_started(self) -> None:
+        """Start the hub thread if needed; raise :class:`HubError` if it has died."""
+        if self._started:
+            if self.failure is not None:
+                raise self.failure
+            return
+        with self._lock:
+            if not self._started:
+                self._wake_r, self._wake_w = _natives.socketpair()
+                self._wake_w.setblocking(False)
+                self._started = True
+                _natives.start_new_thread(self._thread_main, ())
+        # Wait (natively: this must work from any thread, patched or not)
+        # until the kernel is up, so the first timer cannot be lost.
+        self._ready.acquire()
+        self._ready.release()
+        if self.failure is not None:
+            raise self.failure
+
+    def add_failure_listener(self, listener: Callable[[], None]) -> None:
+        self._failure_listeners.append(listener)
+
+    def _thread_main(self) -> None:
+        self.ident = _natives.get_ident()
+        error: BaseException | None = None
+        try:
+            import curio  # the hub is the only place that imports curio
+
+            kernel = curio.Kernel(selector=_natives.DefaultSelector())
+            with kernel:
+                kernel.run(self._main)
+        except BaseException as exc:
+            error = exc
+        finally:
+            self._fail(error)
+
+    def _fail(self, error: BaseException | None) -> None:
+        reason = f"{type(error).__name__}: {error}" if error is not None else "it exited"
+        failure = HubError(f"the threadpatch hub thread died ({reason}); threadpatch cannot "
+                           "wait, time out or cancel any more in this process")
+        if error is not None:
+            failure.__cause__ = error
+        self.failure = failure
+        if self._ready.locked():
+            self._ready.release()
+        for listener in list(self._failure_listeners):
+            listener()
+
+    async def _main(self) -> None:
+        import curio
+
+        wake = curio.io.Socket(self._wake_r)
+        self._ready.release()
+        while True:
+            delay = self._run_due_timers()
+            if delay is None:
+                await wake.recv(4096)
+            else:
+                await curio.ignore_after(delay, wake.recv, 4096)
+
+    def _run_due_timers(self) -> float | None:
+        """Fire every due timer; return the delay until the next one (None: no timer)."""
+        if self._inject is not None:
+            error, self._inject = self._inject, None
+            raise error
+        now = _natives.monotonic()
+        due = []
+        with self._lock:
+            timers = self._timers
+            while timers and (timers[0][2].cancelled or timers[0][0] <= now):
+                _, _, handle = heapq.heappop(timers)
+                if handle.cancelled:
+                    self._cancelled_timers -= 1
+                else:
+                    handle.cancelled = True  # fired; a late cancel() is a no-op
+                    due.append(handle)
+            delay = timers[0][0] - now if timers else None
+        for handle in due:
+            handle.callback()
+        return delay
+
+    # -- services --------------------------------------------------------------
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run ``callback`` in the hub thread at ``deadline`` (``time.monotonic`` clock).
+
+        The callback must not block: it typically marks a thread and wakes it.
+        """
+        self.ensure_started()
+        handle = TimerHandle(deadline, callback)
+        with self._lock:
+            timers = self._timers
+            poke = not timers or deadline < timers[0][0]
+            heapq.heappush(timers, (deadline, next(self._seq), handle))
+        if poke:
+            self._poke()
+        return handle
+
+    def cancel_timer(self, handle: TimerHandle) -> None:
+        """Cancel a timer; the heap is compacted when cancelled entries dominate."""
+        if handle.cancelled:
+            return
+        handle.cancelled = True
+        with self._lock:
+            self._cancelled_timers += 1
+            if self._cancelled_timers > 256 and self._cancelled_timers * 2 > len(self._timers):
+                self._timers = [t for t in self._timers if not t[2].cancelled]
+                heapq.heapify(self._timers)
+                self._cancelled_timers = 0
+
+    def pending_timers(self) -> int:
+        with self._lock:
+            return len(self._timers) - self._cancelled_timers
+
+    def _poke(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except BlockingIOError:
+            pass  # the hub has unread wake-ups already: it will look at the heap
+        except OSError:
+            if self.failure is None:
+                raise
+
+    def break_for_testing(self, error: BaseException | None = None) -> None:
+        """Kill the hub thread on purpose (tests of the failure path)."""
+        self.ensure_started()
+        self._inject = error if error is not None else RuntimeError("hub broken on purpose")
+        self._poke()
+
+
+_hub = Hub()
+
+
+def get_hub() -> Hub:
+    """The process's hub (created lazily; replaced in a forked child)."""
+    return _hub
+
+
+def is_hub_thread() -> bool:
+    """True in the hub thread, where threadpatch's waits must run natively."""
+    return _hub.ident == _natives.get_ident()
+
+
+def reset_hub() -> Hub:
+    """Forget the current hub and create a fresh one (after fork, or in tests)."""
+    global _hub
+    old = _hub
+    _hub = Hub()
+    _hub._failure_listeners = old._failure_listeners
+    return _hub
+
+
+def _after_fork_in_child() -> None:
+    # The hub thread does not exist in the child: start afresh, lazily.
+    old = _hub
+    new = reset_hub()
+    for sock in (old._wake_r, old._wake_w):
+        if sock is not None:
+            sock.close()
+    del new
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

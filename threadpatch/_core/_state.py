@@ -1,0 +1,484 @@
+"""Per-thread cancellation state, parking, and the registry of known threads.
+
+Every OS thread that touches threadpatch gets one :class:`ThreadState`.  A
+blocked thread parks on its *own* native primitive, so a wake-up goes straight
+from the waking thread to the parked one without passing through the hub:
+
+* :meth:`ThreadState.park` blocks on a private native lock used as a permit
+  (``unpark`` releases it; a permit given before ``park`` is not lost);
+* :meth:`ThreadState.wait_fds` blocks in ``poll`` on the caller's descriptors
+  plus a private wake-up descriptor (an eventfd), so one ``poll`` waits for a
+  socket and for a cancellation at once.
+
+Cancellation and deadline expiry set :attr:`ThreadState.interrupt` and wake the
+thread; every blocking point checks the flag before and after it blocks.  A
+wake-up may be spurious, so callers always re-check the condition they wait
+for (see :meth:`ParkingLot.park_until`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from . import _natives
+from ._exceptions import DeadlineExpired, HubError, ThreadCancelled
+from ._hub import get_hub
+
+__all__ = [
+    "ParkingLot",
+    "ThreadState",
+    "all_states",
+    "current_state",
+    "state_for_ident",
+]
+
+_allocate_lock = _natives.allocate_lock
+_monotonic = _natives.monotonic
+_TIMEOUT_MAX = _natives.TIMEOUT_MAX
+
+
+class ScopeLike(Protocol):
+    """What the delivery logic needs from a deadline scope or a shield."""
+
+    shield: bool
+    timed_out: bool
+    delivered: bool
+
+
+class ThreadState:
+    """Cancellation state and parking primitive of one OS thread."""
+
+    __slots__ = (
+        "__weakref__",
+        "_done_callbacks",
+        "_fd_waiting",
+        "_lock",
+        "_parker",
+        "_poller",
+        "_wake_fd",
+        "blocked_on",
+        "cancel_requested",
+        "finished",
+        "handle",
+        "ident",
+        "interrupt",
+        "name",
+        "native_id",
+        "parked",
+        "scopes",
+    )
+
+    def __init__(self, name: str | None = None) -> None:
+        parker = _allocate_lock()
+        parker.acquire()  # held == no permit
+        self._parker = parker
+        self._lock = _allocate_lock()
+        self._done_callbacks: list[Callable[[], None]] = []
+        self._fd_waiting = False
+        self._poller: _natives.select.poll | None = None  # type: ignore[name-defined]
+        self._wake_fd = -1
+        self.name = name
+        self.ident: int | None = None
+        self.native_id: int | None = None
+        self.handle: object = None
+        self.cancel_requested = False
+        self.scopes: list[ScopeLike] = []
+        self.parked = False
+        self.blocked_on: object = None
+        self.finished = False
+        # A dead hub must fail every blocking call, also in threads born later.
+        self.interrupt = get_hub().failure is not None
+
+    def __repr__(self) -> str:
+        return f"<ThreadState {self.name!r} ident={self.ident}>"
+
+    # -- delivery --------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise what is pending for this thread (a cancellation point)."""
+        if self.interrupt:
+            self.deliver()
+
+    def deliver(self) -> None:
+        """Raise the pending cancellation, expiry or hub failure, if any is deliverable."""
+        failure = get_hub().failure
+        if failure is not None:
+            error = HubError(*failure.args)
+            raise error from failure.__cause__
+        scopes = self.scopes
+        first = 0
+        for i in range(len(scopes) - 1, -1, -1):
+            if scopes[i].shield:
+                first = i + 1
+                break
+        else:
+            if self.cancel_requested:
+                raise ThreadCancelled(f"thread {self.name!r} was cancelled")
+        # The outermost expired scope wins: it is the one that must catch it.
+        for i in range(first, len(scopes)):
+            scope = scopes[i]
+            if scope.timed_out:
+                scope.delivered = True
+                raise DeadlineExpired(scope)
+
+    def recompute_interrupt(self) -> None:
+        """Reset the fast flag after a scope ends (cancellation stays sticky)."""
+        self.interrupt = (
+            self.cancel_requested
+            or get_hub().failure is not None
+            or any(scope.timed_out for scope in self.scopes)
+        )
+
+    def request_cancel(self) -> None:
+        """Mark the thread cancelled and wake it if it is blocked (any thread may call)."""
+        self.cancel_requested = True
+        self.interrupt = True
+        self.wake()
+
+    # -- parking ---------------------------------------------------------------
+
+    def park(self, timeout: float | None = None) -> None:
+        """Block until :meth:`unpark`, an interrupt, or ``timeout`` seconds.
+
+        Wake-ups may be spurious: the caller re-checks what it waits for.
+
+        Raises:
+            ThreadCancelled: the thread is cancelled or a deadline expired
+                (before or while parked).
+            HubError: the hub died.
+        """
+        if self.interrupt:
+            self.deliver()
+        self.parked = True
+        try:
+            if timeout is None:
+                self._parker.acquire()
+            elif timeout > 0:
+                self._parker.acquire(True, min(timeout, _TIMEOUT_MAX))
+            else:
+                self._parker.acquire(False)
+        finally:
+            self.parked = False
+        if self.interrupt:
+            self.deliver()
+
+    def unpark(self) -> None:
+        """Give the thread a wake-up permit (any thread may call)."""
+        try:
+            self._parker.release()
+        except RuntimeError:
+            pass  # a permit is already there
+
+    def wake(self) -> None:
+        """Wake the thread from a park or from a descriptor wait."""
+        self.unpark()
+        if self._fd_waiting:
+            try:
+                os.write(self._wake_fd, b"\1\0\0\0\0\0\0\0")
+            except OSError:
+                pass  # counter full or fd gone: the thread is awake either way
+
+    def _make_poller(self) -> _natives.select.poll:  # type: ignore[name-defined]
+        if _natives.eventfd is not None:
+            self._wake_fd = _natives.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:  # pragma: no cover - non-Linux
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._wake_fd = w
+            raise NotImplementedError("descriptor waits need eventfd")
+        poller = _natives.poll()
+        poller.register(self._wake_fd, _natives.POLLIN)
+        self._poller = poller
+        return poller
+
+    def wait_fds(
+        self, fds: Iterable[tuple[int, int]], timeout: float | None = None
+    ) -> list[tuple[int, int]]:
+        """Wait until one of ``fds`` (pairs of fd and poll event mask) is ready.
+
+        Returns the ready ``(fd, revents)`` pairs, empty on timeout.  Like
+        :meth:`park`, it raises at an interrupt and can return early and empty
+        on a spurious wake-up.
+        """
+        if self.interrupt:
+            self.deliver()
+        poller = self._poller or self._make_poller()
+        registered = []
+        try:
+            for fd, events in fds:
+                poller.register(fd, events)
+                registered.append(fd)
+            self._fd_waiting = True
+            self.parked = True
+            # An interrupt that arrived before _fd_waiting was set did not
+            # write to the wake fd: look again before blocking.
+            if self.interrupt:
+                self.deliver()
+            if timeout is None:
+                ready = poller.poll()
+            else:
+                ready = poller.poll(min(math.ceil(timeout * 1000), 2**31 - 1) if timeout > 0 else 0)
+        finally:
+            self._fd_waiting = False
+            self.parked = False
+            for fd in registered:
+                poller.unregister(fd)
+        wake_fd = self._wake_fd
+        result = []
+        for fd, revents in ready:
+            if fd == wake_fd:
+                try:
+                    os.read(wake_fd, 8)
+                except BlockingIOError:
+                    pass
+            else:
+                result.append((fd, revents))
+        if self.interrupt:
+            self.deliver()
+        return result
+
+    def wait_fd(self, fd: int, events: int, timeout: float | None = None) -> int:
+        """Wait for one descriptor; return its ``revents`` (0 on timeout or spurious wake)."""
+        for _, revents in self.wait_fds(((fd, events),), timeout):
+            return revents
+        return 0
+
+    # -- termination -----------------------------------------------------------
+
+    def add_done_callback(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` when the thread ends; False (not added) if it has ended."""
+        with self._lock:
+            if self.finished:
+                return False
+            self._done_callbacks.append(callback)
+            return True
+
+    def remove_done_callback(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            try:
+                self._done_callbacks.remove(callback)
+            except ValueError:
+                pass
+
+    def finish(self) -> None:
+        """Mark the thread ended, forget it, and run the done callbacks (idempotent)."""
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+            callbacks, self._done_callbacks = self._done_callbacks, []
+        with _registry_lock:
+            if self.ident is not None and _by_ident.get(self.ident) is self:
+                del _by_ident[self.ident]
+            _unbound.discard(self)
+        if self._wake_fd >= 0:
+            try:
+                os.close(self._wake_fd)
+            except OSError:
+                pass
+            self._wake_fd = -1
+            self._poller = None
+        for callback in callbacks:
+            callback()
+
+
+class ParkingLot:
+    """A FIFO of parked threads; any thread can wake the first or all of them."""
+
+    __slots__ = ("_lock", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: deque[ThreadState] = deque()
+        self._lock = _allocate_lock()
+
+    def __len__(self) -> int:
+        return len(self.waiters)
+
+    def unpark_one(self) -> bool:
+        """Wake the longest-waiting thread; False if nobody waits."""
+        with self._lock:
+            if not self.waiters:
+                return False
+            state = self.waiters.popleft()
+        state.unpark()
+        return True
+
+    def unpark_all(self) -> int:
+        with self._lock:
+            waiters = list(self.waiters)
+            self.waiters.clear()
+        for state in waiters:
+            state.unpark()
+        return len(waiters)
+
+    def park_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Park the calling thread here until ``predicate()`` is true.
+
+        ``predicate`` runs in the calling thread and may take what it waits
+        for (a lock, an item): it is called at most once after returning True.
+
+        Returns:
+            True once the predicate held, False if ``timeout`` passed first.
+
+        Raises:
+            ThreadCancelled: cancelled or a deadline expired while waiting; the
+                predicate did not succeed, and a wake-up this thread received
+                is passed on to the next waiter so that none is lost.
+        """
+        if predicate():
+            return True
+        state = current_state()
+        deadline = None if timeout is None else _monotonic() + timeout
+        waiters, lock = self.waiters, self._lock
+        with lock:
+            waiters.append(state)
+        ok = False
+        try:
+            while True:
+                if predicate():
+                    ok = True
+                    return True
+                if deadline is None:
+                    state.park()
+                else:
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        ok = predicate()
+                        return ok
+                    state.park(remaining)
+                with lock:
+                    if state not in waiters:
+                        # We were woken but may lose the race: keep our place.
+                        waiters.appendleft(state)
+        finally:
+            with lock:
+                try:
+                    waiters.remove(state)
+                    notified = False
+                except ValueError:
+                    notified = True
+            if notified and not ok:
+                self.unpark_one()
+
+
+# -- registry ------------------------------------------------------------------
+
+_registry_lock = _allocate_lock()
+_by_ident: dict[int, ThreadState] = {}
+_unbound: set[ThreadState] = set()  # spawned, not yet running
+_tls = _natives.local()
+
+
+class _Reaper:
+    """Lives in the thread-local storage of a thread; dies with the thread."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: ThreadState) -> None:
+        self.state = state
+
+    def __del__(self) -> None:
+        self.state.finish()
+
+
+def current_state() -> ThreadState:
+    """The calling thread's state, adopting the thread on first use."""
+    try:
+        return _tls.state  # type: ignore[no-any-return]
+    except AttributeError:
+        return bind_current(None)
+
+
+def _thread_name(ident: int) -> str:
+    # threading._active, not current_thread(): adopting a raw _thread thread
+    # must not create a threading._DummyThread as a side effect.
+    thread = threading._active.get(ident)  # type: ignore[attr-defined]
+    return thread.name if thread is not None else f"thread-{ident}"
+
+
+def bind_current(state: ThreadState | None) -> ThreadState:
+    """Attach ``state`` (a new one if None) to the calling thread."""
+    ident = _natives.get_ident()
+    with _registry_lock:
+        if state is None:
+            state = _by_ident.get(ident)  # created early by cancel(threading.Thread)?
+            if state is None or state.finished:
+                state = ThreadState()
+        _unbound.discard(state)
+        state.ident = ident
+        _by_ident[ident] = state
+    if state.name is None:
+        state.name = _thread_name(ident)
+    state.native_id = threading.get_native_id()
+    _tls.state = state
+    _tls.reaper = _Reaper(state)
+    return state
+
+
+def register_unbound(state: ThreadState) -> None:
+    """Remember a state whose thread has been asked to start but is not running yet."""
+    with _registry_lock:
+        _unbound.add(state)
+
+
+def state_for_ident(ident: int, create: bool = False) -> ThreadState | None:
+    """The state of the thread ``ident``; with ``create``, make one for it."""
+    with _registry_lock:
+        state = _by_ident.get(ident)
+        if state is None and create:
+            state = ThreadState(_thread_name(ident))
+            state.ident = ident
+            _by_ident[ident] = state
+        return state
+
+
+def all_states() -> list[ThreadState]:
+    """Every live thread threadpatch knows: spawned, adopted, or marked for cancel."""
+    with _registry_lock:
+        return [*_by_ident.values(), *_unbound]
+
+
+def _on_hub_failure() -> None:
+    for state in all_states():
+        state.interrupt = True
+        state.wake()
+
+
+get_hub().add_failure_listener(_on_hub_failure)
+
+
+def _after_fork_in_child() -> None:
+    # Only the forking thread survives.  Its parker and lock may have been
+    # held by a thread that no longer exists: give it fresh ones.
+    global _registry_lock
+    _registry_lock = _allocate_lock()
+    me = getattr(_tls, "state", None)
+    others = [s for s in [*_by_ident.values(), *_unbound] if s is not me]
+    _by_ident.clear()
+    _unbound.clear()
+    for state in others:
+        state.finished = True
+        if state._wake_fd >= 0:
+            try:
+                os.close(state._wake_fd)
+            except OSError:
+                pass
+            state._wake_fd = -1
+    if me is not None:
+        parker = _allocate_lock()
+        parker.acquire()
+        me._parker = parker
+        me._lock = _allocate_lock()
+        me.ident = _natives.get_ident()
+        me.native_id = threading.get_native_id()
+        _by_ident[me.ident] = me
+        me.recompute_interrupt()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

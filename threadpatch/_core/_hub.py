@@ -69,6 +69,7 @@ class Hub:
         self._wake_w: Any = None
         self._failure_listeners: list[Callable[[], None]] = []
         self._inject: BaseException | None = None
+        self._closing = False
 
     # -- life cycle ------------------------------------------------------------
 
@@ -121,15 +122,28 @@ class Hub:
         self.failure = failure
         if self._ready.locked():
             self._ready.release()
-        for listener in list(self._failure_listeners):
-            listener()
+        self._close_wake_sockets()
+        if self is _hub and not self._closing:
+            for listener in list(self._failure_listeners):
+                listener()
+
+    def _close_wake_sockets(self) -> None:
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+
+    def close(self) -> None:
+        """Stop the kernel thread (used when a hub is replaced)."""
+        if self._started and self.failure is None:
+            self._closing = True
+            self._poke()
 
     async def _main(self) -> None:
         import curio
 
         wake = curio.io.Socket(self._wake_r)
         self._ready.release()
-        while True:
+        while not self._closing:
             delay = self._run_due_timers()
             if delay is None:
                 await wake.recv(4096)
@@ -225,17 +239,17 @@ def reset_hub() -> Hub:
     old = _hub
     _hub = Hub()
     _hub._failure_listeners = old._failure_listeners
+    old.close()
     return _hub
 
 
 def _after_fork_in_child() -> None:
     # The hub thread does not exist in the child: start afresh, lazily.
+    global _hub
     old = _hub
-    new = reset_hub()
-    for sock in (old._wake_r, old._wake_w):
-        if sock is not None:
-            sock.close()
-    del new
+    _hub = Hub()
+    _hub._failure_listeners = old._failure_listeners
+    old._close_wake_sockets()
 
 
 if hasattr(os, "register_at_fork"):

@@ -32,13 +32,9 @@ def check_duration(value: float | None, what: str) -> float:
     """Validate a duration in seconds (None means forever) and return it as a float."""
     if value is None:
         return math.inf
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        try:
-            value = float(value)  # Decimal, Fraction, numpy scalars
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{what} must be a number of seconds, not {type(value).__name__}"
-            ) from None
+    if not isinstance(value, int | float) and not hasattr(type(value), "__float__"):
+        # Like time.sleep: numbers (Decimal, Fraction, numpy scalars), not strings.
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
     seconds = float(value)
     if math.isnan(seconds):
         raise ValueError(f"{what} must be a number of seconds, not NaN")

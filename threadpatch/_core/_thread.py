@@ -269,8 +269,8 @@ def cancel(
     state = state_for_ident(thread.ident, create=True)
     assert state is not None
     handle = state.handle if state.handle is not None else Thread(state, thread)
-    if not handle.cancel(blocking=False):
-        return False
+    if handle.cancel(blocking=False) or state is current_state():
+        return not thread.is_alive()
     if blocking:
         _wait_plain(thread, timeout)
     return not thread.is_alive()

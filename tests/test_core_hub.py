@@ -1,0 +1,137 @@
+"""The hub: lazy start, fork safety, and failing loudly when it dies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+
+import pytest
+
+import threadpatch
+from threadpatch import HubError, ThreadError, ThreadTimeout, sleep, spawn, timeout_after
+from threadpatch import _core
+from threadpatch._core import _hub
+
+
+def run_child(code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def test_import_starts_no_thread_and_no_curio() -> None:
+    proc = run_child("""
+        import sys, threading
+        before = threading.active_count()
+        import threadpatch
+        assert threading.active_count() == before, threading.enumerate()
+        assert "curio" not in sys.modules
+        t = threadpatch.spawn(lambda: 1)
+        assert t.join() == 1
+        assert "curio" not in sys.modules  # no deadline yet: no hub
+        with threadpatch.timeout_after(5):
+            pass
+        assert "curio" in sys.modules
+        print("ok")
+    """)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_hub_runs_in_its_own_daemon_thread() -> None:
+    with timeout_after(10):
+        pass
+    hub = _core.get_hub()
+    assert hub.running
+    assert hub.ident is not None and hub.ident != threading.get_ident()
+    assert not _core.is_hub_thread()
+    # Not a threading.Thread: the hub must not be joined at exit nor patched.
+    assert hub.ident not in threading._active  # type: ignore[attr-defined]
+
+
+def test_timers_fire_in_deadline_order() -> None:
+    hub = _core.get_hub()
+    fired: list[int] = []
+    done = threading.Event()
+    now = _core._natives.monotonic()
+    for i, delay in enumerate([0.03, 0.01, 0.02]):
+        hub.call_at(now + delay, lambda i=i: fired.append(i))
+    hub.call_at(now + 0.04, done.set)
+    assert done.wait(10)
+    assert fired == [1, 2, 0]
+
+
+def test_cancelled_timer_does_not_fire() -> None:
+    hub = _core.get_hub()
+    fired = []
+    done = threading.Event()
+    now = _core._natives.monotonic()
+    handle = hub.call_at(now + 0.01, lambda: fired.append("x"))
+    hub.cancel_timer(handle)
+    hub.call_at(now + 0.02, done.set)
+    assert done.wait(10)
+    assert fired == []
+
+
+@pytest.fixture
+def fresh_hub():
+    """Give the test a hub of its own and restore a working one afterwards."""
+    _hub.reset_hub()
+    yield _core.get_hub()
+    _hub.reset_hub()
+    for state in _core.all_states():
+        state.recompute_interrupt()
+
+
+def test_dead_hub_fails_blocked_and_later_calls(fresh_hub, wait_all_threads_blocked) -> None:
+    def blocked() -> None:
+        with timeout_after(60):
+            sleep(60)
+
+    t = spawn(blocked)
+    wait_all_threads_blocked()
+    fresh_hub.break_for_testing()
+    t._thread.join(10)  # a native join: threadpatch's own waits fail now
+    assert t.done()
+    with pytest.raises(ThreadError) as info:
+        _ = t.result
+    assert isinstance(info.value.__cause__, HubError)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "hub" in str(info.value.__cause__)
+    with pytest.raises(HubError), timeout_after(1):
+        pass
+    with pytest.raises(HubError):
+        sleep(0.01)
+
+
+def test_fork_child_gets_a_working_hub() -> None:
+    with timeout_after(10):
+        pass  # the hub is running in the parent
+    assert _core.get_hub().running
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork with threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            os.close(r)
+            try:
+                with timeout_after(0.02):
+                    sleep(10)
+            except ThreadTimeout:
+                t = spawn(lambda: 41 + 1)
+                if t.join(timeout=5) == 42 and threadpatch.current().is_alive():
+                    code = 0
+            os.write(w, b"done")
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        assert f.read() == b"done"
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

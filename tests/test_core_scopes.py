@@ -1,0 +1,196 @@
+"""Deadlines: timeout_after / ignore_after in both forms, nesting, shields."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import threadpatch
+from threadpatch import (
+    DeadlineExpired,
+    ThreadCancelled,
+    ThreadTimeout,
+    ignore_after,
+    shield,
+    sleep,
+    spawn,
+    timeout_after,
+)
+from threadpatch import _core
+
+
+def test_timeout_after_raises_thread_timeout() -> None:
+    with pytest.raises(ThreadTimeout) as info, timeout_after(0.01):
+        sleep(60)
+    assert isinstance(info.value, TimeoutError)
+    assert isinstance(info.value.__cause__, DeadlineExpired)
+
+
+def test_operation_inside_sees_a_thread_cancelled_subclass() -> None:
+    seen = []
+    with pytest.raises(ThreadTimeout), timeout_after(0.01):
+        try:
+            sleep(60)
+        except Exception:  # legacy code cannot swallow it
+            seen.append("swallowed")
+        except ThreadCancelled as exc:
+            seen.append(type(exc))
+            raise
+    assert seen == [DeadlineExpired]
+
+
+def test_call_forms() -> None:
+    assert timeout_after(5, lambda x: x * 2, 21) == 42
+    with pytest.raises(ThreadTimeout):
+        timeout_after(0.01, sleep, 60)
+    assert ignore_after(5, lambda: "done") == "done"
+    assert ignore_after(0.01, sleep, 60) is None
+
+
+def test_ignore_after_swallows_and_reports_expired() -> None:
+    with ignore_after(0.01) as scope:
+        sleep(60)
+    assert scope.expired
+    with ignore_after(5) as scope2:
+        sleep(0)
+    assert not scope2.expired
+
+
+def test_no_expiry_when_body_finishes_in_time() -> None:
+    with timeout_after(30):
+        sleep(0.001)
+    assert _core.current_state().scopes == []
+    assert not _core.current_state().interrupt
+
+
+def test_zero_timeout_expires_at_first_blocking_point() -> None:
+    with pytest.raises(ThreadTimeout), timeout_after(0):
+        sleep(1)
+
+
+def test_expiry_is_sticky_inside_the_scope() -> None:
+    hits = []
+    with pytest.raises(ThreadTimeout), timeout_after(0.01):
+        for _ in range(3):
+            try:
+                sleep(60)
+            except DeadlineExpired:
+                hits.append(1)
+    assert hits == [1, 1, 1]  # the body caught them all; the scope still reports it
+
+
+def test_nested_inner_earlier_is_caught_by_inner() -> None:
+    with timeout_after(30) as outer:
+        with pytest.raises(ThreadTimeout), timeout_after(0.01):
+            sleep(60)
+        sleep(0.001)  # the outer scope is unaffected
+    assert not outer.expired
+
+
+def test_nested_outer_earlier_passes_through_inner() -> None:
+    inner_saw = []
+    with pytest.raises(ThreadTimeout) as info, timeout_after(0.01) as outer:
+        try:
+            with timeout_after(30):
+                sleep(60)
+        except ThreadTimeout:
+            inner_saw.append("inner raised ThreadTimeout: wrong")
+        except DeadlineExpired as exc:
+            inner_saw.append(exc.scope)
+            raise
+    assert inner_saw == [outer]
+    assert info.value.__cause__.scope is outer  # type: ignore[union-attr]
+
+
+def test_both_expired_outermost_wins() -> None:
+    import time
+
+    with pytest.raises(ThreadTimeout), timeout_after(0.01) as outer:
+        with timeout_after(0.01) as inner:
+            time.sleep(0.05)  # native: both deadlines pass while not blocked here
+            try:
+                threadpatch.checkpoint()
+            except DeadlineExpired as exc:
+                assert exc.scope is outer
+                raise
+    assert outer.expired
+    assert not inner.expired
+
+
+def test_ignore_after_inside_timeout_after() -> None:
+    with timeout_after(30):
+        with ignore_after(0.01) as quiet:
+            sleep(60)
+        assert quiet.expired
+        sleep(0.001)
+
+
+def test_timeout_inside_ignore_after_outer_expiry() -> None:
+    with ignore_after(0.01) as outer:
+        with timeout_after(30):
+            sleep(60)
+    assert outer.expired
+
+
+def test_thread_cancel_beats_deadline(wait_all_threads_blocked) -> None:
+    def body() -> None:
+        with timeout_after(60):
+            sleep(60)
+
+    t = spawn(body)
+    wait_all_threads_blocked()
+    t.cancel(timeout=10)
+    assert t.cancelled
+    assert type(t.exception) is ThreadCancelled
+
+
+def test_shield_holds_off_deadline() -> None:
+    log = []
+    with pytest.raises(ThreadTimeout), timeout_after(0.01):
+        with shield():
+            sleep(0.05)  # not interrupted
+            log.append("shielded sleep finished")
+        sleep(60)
+    assert log == ["shielded sleep finished"]
+
+
+def test_deadline_inside_shield_still_applies() -> None:
+    with shield(), pytest.raises(ThreadTimeout), timeout_after(0.01):
+        sleep(60)
+
+
+def test_scope_cannot_be_entered_twice() -> None:
+    scope = timeout_after(10)
+    with scope:
+        pass
+    with pytest.raises(RuntimeError, match="already been entered"), scope:
+        pass
+
+
+def test_timer_is_cancelled_on_exit() -> None:
+    hub = _core.get_hub()
+    with timeout_after(1000):
+        pass
+    pending = hub.pending_timers()
+    with timeout_after(1000):
+        assert hub.pending_timers() == pending + 1
+    assert hub.pending_timers() == pending
+
+
+def test_deadline_in_another_thread_does_not_leak(wait_all_threads_blocked) -> None:
+    ready = threading.Event()
+
+    def body() -> str:
+        with ignore_after(0.01):
+            sleep(60)
+        ready.set()
+        sleep(0.001)  # the expired scope is gone: this sleep completes
+        return "ok"
+
+    assert spawn(body).join(timeout=10) == "ok"
+
+
+def test_exception_in_body_passes_through_scope() -> None:
+    with pytest.raises(KeyError), timeout_after(10):
+        raise KeyError("x")

@@ -1,0 +1,360 @@
+"""Threads: spawn, join, wait, cancel, current, adoption, bad input."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+import threadpatch
+from threadpatch import ThreadCancelled, ThreadError, ThreadTimeout, cancel, current, spawn
+from threadpatch import _core
+
+
+def test_spawn_join_returns_result() -> None:
+    t = spawn(lambda a, b: a + b, 2, 3)
+    assert t.join(timeout=10) == 5
+    assert t.done()
+    assert not t.is_alive()
+    assert t.result == 5
+    assert t.exception is None
+    assert not t.cancelled
+
+
+def test_spawned_thread_is_a_real_thread() -> None:
+    seen = {}
+
+    def body() -> None:
+        seen["ident"] = threading.get_ident()
+        seen["native"] = threading.get_native_id()
+        seen["name"] = threading.current_thread().name
+        seen["current"] = current()
+
+    t = spawn(body, name="worker-x")
+    t.join(timeout=10)
+    assert seen["ident"] == t.ident != threading.get_ident()
+    assert seen["native"] == t.native_id
+    assert seen["name"] == t.name == "worker-x"
+    assert seen["current"] is t
+
+
+def test_exception_comes_out_of_join_wrapped() -> None:
+    def fail() -> None:
+        raise KeyError("boom")
+
+    t = spawn(fail)
+    with pytest.raises(ThreadError) as info:
+        t.join(timeout=10)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert isinstance(t.exception, KeyError)
+    with pytest.raises(ThreadError):
+        _ = t.result
+
+
+def test_result_of_running_thread_is_runtime_error() -> None:
+    gate = threadpatch.Thread  # keep the name used
+    del gate
+    ev = threading.Event()
+    t = spawn(ev.wait, 10)
+    try:
+        with pytest.raises(RuntimeError, match="has not finished"):
+            _ = t.result
+        assert t.exception is None
+    finally:
+        ev.set()
+        t.join(timeout=10)
+
+
+def test_join_timeout_raises_thread_timeout(wait_all_threads_blocked) -> None:
+    t = spawn(threadpatch.sleep, 60)
+    wait_all_threads_blocked()
+    with pytest.raises(ThreadTimeout):
+        t.join(timeout=0.01)
+    assert isinstance(ThreadTimeout("x"), TimeoutError)
+    t.cancel(timeout=10)
+    assert t.cancelled
+
+
+def test_wait_returns_bool_and_never_raises(wait_all_threads_blocked) -> None:
+    t = spawn(threadpatch.sleep, 60)
+    wait_all_threads_blocked()
+    assert t.wait(timeout=0.01) is False
+    t.cancel(blocking=False)
+    assert t.wait(timeout=10) is True
+    f = spawn(lambda: 1 / 0)
+    assert f.wait(timeout=10) is True
+
+
+def test_cancel_sleeping_thread_runs_cleanup(wait_all_threads_blocked) -> None:
+    log = []
+
+    def body() -> None:
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            log.append("caught")
+            raise
+        finally:
+            log.append("finally")
+
+    t = spawn(body)
+    wait_all_threads_blocked()
+    assert t.cancel(timeout=10) is True
+    assert log == ["caught", "finally"]
+    assert t.cancelled
+    assert isinstance(t.exception, ThreadCancelled)
+    with pytest.raises(ThreadError) as info:
+        t.join()
+    assert isinstance(info.value.__cause__, ThreadCancelled)
+
+
+def test_cancel_before_the_thread_blocks() -> None:
+    started = threading.Event()
+    go = threading.Event()
+
+    def body() -> str:
+        started.set()
+        go.wait(10)  # native wait: not a cancellation point
+        threadpatch.sleep(60)
+        return "not reached"
+
+    t = spawn(body)
+    started.wait(10)
+    assert t.cancel(blocking=False) is False
+    go.set()
+    assert t.wait(timeout=10)
+    assert t.cancelled
+
+
+def test_cancel_finished_thread_is_noop() -> None:
+    t = spawn(lambda: 7)
+    t.join(timeout=10)
+    assert t.cancel() is True
+    assert cancel(t) is True
+    assert t.result == 7
+    assert not t.cancelled
+
+
+def test_cancellation_is_sticky_but_non_blocking_work_continues(wait_all_threads_blocked) -> None:
+    outcomes = []
+
+    def body() -> None:
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            outcomes.append("first")
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            outcomes.append("second")
+        outcomes.append(sum(range(10)))  # plain work still runs
+        try:
+            threadpatch.checkpoint()
+        except ThreadCancelled:
+            outcomes.append("checkpoint")
+
+    t = spawn(body)
+    wait_all_threads_blocked()
+    t.cancel(timeout=10)
+    assert outcomes == ["first", "second", 45, "checkpoint"]
+    assert not t.cancelled  # it swallowed the cancellations and returned
+
+
+def test_cancel_current_raises_at_next_blocking_point() -> None:
+    def body() -> list[str]:
+        log = []
+        assert current().cancel() is False
+        log.append("still running")
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            log.append("raised at sleep")
+        return log
+
+    t = spawn(body)
+    assert t.join(timeout=10) == ["still running", "raised at sleep"]
+
+
+def test_shield_defers_cancellation(wait_all_threads_blocked) -> None:
+    log = []
+    in_shield = threading.Event()
+    release = threading.Event()
+
+    def body() -> None:
+        with threadpatch.shield():
+            in_shield.set()
+            threadpatch.sleep(0.001)
+            while not release.is_set():
+                threadpatch.sleep(0.001)  # blocking inside the shield is not interrupted
+            log.append("shield done")
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            log.append("delivered after shield")
+            raise
+
+    t = spawn(body)
+    in_shield.wait(10)
+    t.cancel(blocking=False)
+    release.set()
+    t.wait(timeout=10)
+    assert log == ["shield done", "delivered after shield"]
+    assert t.cancelled
+
+
+def test_join_current_thread_is_runtime_error() -> None:
+    with pytest.raises(RuntimeError, match="current thread"):
+        current().join()
+
+    def body() -> None:
+        current().join()
+
+    t = spawn(body)
+    with pytest.raises(ThreadError) as info:
+        t.join(timeout=10)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("bad", [None, 3, "func"])
+def test_spawn_non_callable_is_type_error(bad: object) -> None:
+    with pytest.raises(TypeError, match="callable"):
+        spawn(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, math.nan])
+def test_bad_durations_are_value_errors(value: float) -> None:
+    with pytest.raises(ValueError, match="sleep length"):
+        threadpatch.sleep(value)
+    with pytest.raises(ValueError, match="timeout"):
+        threadpatch.timeout_after(value)
+    with pytest.raises(ValueError, match="timeout"):
+        threadpatch.ignore_after(value)
+    t = spawn(lambda: None)
+    t.join(timeout=10)
+    with pytest.raises(ValueError, match="timeout"):
+        spawn(threadpatch.sleep, 0).join(timeout=value)
+
+
+def test_non_number_duration_is_type_error() -> None:
+    with pytest.raises(TypeError, match="number of seconds"):
+        threadpatch.sleep("1")  # type: ignore[arg-type]
+
+
+def test_sleep_zero_and_small_sleep_return() -> None:
+    threadpatch.sleep(0)
+    threadpatch.sleep(0.001)
+
+
+def test_current_adopts_main_and_plain_threads() -> None:
+    main = current()
+    assert main is current()
+    assert main.ident == threading.get_ident()
+    assert main.is_alive()
+    box = {}
+
+    def plain() -> None:
+        box["handle"] = current()
+        box["name"] = current().name
+
+    th = threading.Thread(target=plain, name="plain-1")
+    th.start()
+    th.join(10)
+    assert box["name"] == "plain-1"
+    assert box["handle"].ident == th.ident
+
+
+def test_adopting_a_raw_thread_creates_no_dummy_thread() -> None:
+    import _thread
+
+    done = threading.Event()
+    box = {}
+
+    def raw() -> None:
+        box["name"] = current().name
+        box["dummy"] = threading._active.get(threading.get_ident())  # type: ignore[attr-defined]
+        done.set()
+
+    _thread.start_new_thread(raw, ())
+    done.wait(10)
+    assert box["dummy"] is None
+    assert box["name"].startswith("thread-")
+
+
+def test_cancel_plain_threading_thread(wait_all_threads_blocked) -> None:
+    log = []
+
+    def body() -> None:
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            log.append("cancelled")
+
+    th = threading.Thread(target=body)
+    th.start()
+    wait_all_threads_blocked(expected=1)
+    assert cancel(th, timeout=10) is True
+    assert log == ["cancelled"]
+
+
+def test_cancel_plain_thread_before_it_touches_threadpatch() -> None:
+    go = threading.Event()
+    log = []
+
+    def body() -> None:
+        go.wait(10)
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            log.append("cancelled")
+
+    th = threading.Thread(target=body)
+    th.start()
+    assert cancel(th, blocking=False) is False
+    go.set()
+    th.join(10)
+    assert log == ["cancelled"]
+
+
+def test_cancel_bad_argument() -> None:
+    with pytest.raises(TypeError, match="threading.Thread"):
+        cancel(42)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="not been started"):
+        cancel(threading.Thread(target=print))
+    finished = threading.Thread(target=lambda: None)
+    finished.start()
+    finished.join()
+    assert cancel(finished) is True
+
+
+def test_thread_attributes() -> None:
+    ev = threading.Event()
+    t = spawn(ev.wait, 10, daemon=True, name="d")
+    try:
+        assert t.daemon is True
+        assert t.name == "d"
+        assert "running" in repr(t)
+    finally:
+        ev.set()
+        t.join(timeout=10)
+    assert "done" in repr(t)
+    u = spawn(lambda: None)
+    u.join(timeout=10)
+    assert u.daemon is False
+    assert u.name.startswith("threadpatch-")
+
+
+def test_many_threads_cancelled(wait_all_threads_blocked) -> None:
+    threads = [spawn(threadpatch.sleep, 60) for _ in range(50)]
+    wait_all_threads_blocked(expected=50)
+    for t in threads:
+        t.cancel(blocking=False)
+    for t in threads:
+        assert t.wait(timeout=10)
+        assert t.cancelled
+
+
+def test_thread_state_is_forgotten_after_exit() -> None:
+    t = spawn(lambda: None)
+    t.join(timeout=10)
+    assert t._state not in _core.all_states()

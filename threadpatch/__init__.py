@@ -24,6 +24,12 @@ from ._core import shield as shield
 from ._core import sleep as sleep
 from ._core import spawn as spawn
 from ._core import timeout_after as timeout_after
+from ._patching import ThreadpatchWarning as ThreadpatchWarning
+from ._patching import is_patched as is_patched
+from ._patching import original as original
+from ._patching import patch_all as patch_all
+from ._patching import patched as patched
+from ._patching import unpatch_all as unpatch_all
 
 __version__ = "0.1.0"
 
@@ -37,13 +43,19 @@ __all__ = [
     "ThreadGroup",
     "ThreadTimeout",
     "ThreadpatchError",
+    "ThreadpatchWarning",
     "cancel",
     "checkpoint",
     "current",
     "ignore_after",
+    "is_patched",
+    "original",
+    "patch_all",
+    "patched",
     "run",
     "shield",
     "sleep",
     "spawn",
     "timeout_after",
+    "unpatch_all",
 ]

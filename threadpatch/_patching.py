@@ -1,0 +1,406 @@
+"""Patching the standard library: ``patch_all``, ``unpatch_all``, ``patched``.
+
+The tables of what to replace live in :mod:`threadpatch.patches` (one data
+module per patched standard-library module); this module applies them and
+undoes them exactly.
+
+How it works::
+
+    patch_all(socket=True, ...)      with patched(...):
+          |                               |
+          +--> acquire(patch set) <-------+      depth 0 -> 1: apply the table
+                                                  depth 1 -> 0: restore it
+    patch set "ssl", target not imported yet:
+          acquire --> pending; a permanent wrapt post-import hook for "ssl"
+          import ssl --> hook --> apply every pending set of "ssl"
+
+* Every change is a :class:`_Record` (owner object, attribute, whether the
+  owner had the attribute itself, the original, our replacement).  Restoring
+  walks the records backwards: ``setattr`` of the original, or ``delattr``
+  when the attribute was inherited (class-level patches of methods that live
+  on a C base class).  A record whose attribute no longer holds our
+  replacement (someone patched over us) is left alone, with a
+  :class:`ThreadpatchWarning`.
+* Patch sets are reference counted: ``patch_all()`` holds one reference per
+  set it enabled (calling it again is a no-op), each ``patched()`` block
+  holds one more for the sets it names.  Only the first reference applies a
+  set and only the last one restores it.
+* One native ``RLock`` serialises all of it; applying a set is a transaction
+  (a failure rolls back what the set had applied).
+* Nothing here starts the hub or imports curio: the tables only bind names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType, TracebackType
+from typing import Literal
+
+from ._core import _natives
+from .patches import TARGETS
+
+__all__ = [
+    "FLAGS",
+    "ThreadpatchWarning",
+    "is_patched",
+    "original",
+    "patch_all",
+    "patched",
+    "unpatch_all",
+]
+
+#: The flags of :func:`patch_all` and :func:`patched`, in the order the sets apply.
+FLAGS: tuple[str, ...] = tuple(TARGETS)
+
+
+class ThreadpatchWarning(UserWarning):
+    """Something about patching deserves attention but is not an error."""
+
+    __module__ = "threadpatch"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+@dataclass(slots=True)
+class _Record:
+    owner: object
+    name: str
+    had_own: bool
+    original: object
+    replacement: object
+
+
+class _PatchSet:
+    """One ``threadpatch.patches.<flag>`` table and whether it is applied."""
+
+    __slots__ = ("depth", "flag", "records", "target")
+
+    def __init__(self, flag: str, target: str) -> None:
+        self.flag = flag
+        self.target = target
+        self.depth = 0
+        self.records: list[_Record] | None = None  # None: not applied
+
+    def __repr__(self) -> str:
+        state = "applied" if self.records is not None else "pending" if self.depth else "off"
+        return f"<patch set {self.flag!r} ({self.target}) depth={self.depth} {state}>"
+
+
+_lock = _natives.RLock()
+_sets: dict[str, _PatchSet] = {flag: _PatchSet(flag, target) for flag, target in TARGETS.items()}
+_global: list[str] = []  # the sets patch_all() holds, in acquisition order
+_hooked: set[str] = set()  # targets with a post-import hook waiting to fire
+_pending_warnings: list[str] = []
+
+
+# -- applying and restoring one set ------------------------------------------------
+
+
+def _load_table(flag: str) -> ModuleType:
+    return importlib.import_module(f"{__package__}.patches.{flag}")
+
+
+def _set_attr(owner: object, name: str, replacement: object, records: list[_Record]) -> None:
+    namespace = vars(owner)
+    had_own = name in namespace
+    original = namespace[name] if had_own else _MISSING
+    setattr(owner, name, replacement)
+    records.append(_Record(owner, name, had_own, original, replacement))
+
+
+def _resolve(module: ModuleType, path: str) -> object:
+    owner: object = module
+    for part in path.split("."):
+        owner = getattr(owner, part)
+    return owner
+
+
+def _apply(patch_set: _PatchSet, module: ModuleType) -> None:
+    table = _load_table(patch_set.flag)
+    records: list[_Record] = []
+    try:
+        replacements: Mapping[str, object] = table.REPLACEMENTS
+        for name, replacement in replacements.items():
+            if name in vars(module):  # a name this Python lacks is not invented
+                _set_attr(module, name, replacement, records)
+        class_tables: Mapping[str, Mapping[str, object]] = getattr(
+            table, "CLASS_REPLACEMENTS", {}
+        )
+        for path, attributes in class_tables.items():
+            owner = _resolve(module, path)
+            for name, replacement in attributes.items():
+                if hasattr(owner, name):
+                    _set_attr(owner, name, replacement, records)
+    except BaseException:
+        _restore(records)
+        raise
+    patch_set.records = records
+
+
+def _restore(records: list[_Record]) -> None:
+    for record in reversed(records):
+        owner, name = record.owner, record.name
+        current = vars(owner).get(name, _MISSING)
+        if current is not record.replacement:
+            _pending_warnings.append(
+                f"{_describe(owner)}.{name} was replaced by someone else while patched "
+                f"(it is {current!r}); threadpatch left it as it is"
+            )
+            continue
+        if record.had_own:
+            setattr(owner, name, record.original)
+        else:
+            delattr(owner, name)
+
+
+def _describe(owner: object) -> str:
+    if isinstance(owner, ModuleType):
+        return owner.__name__
+    module = getattr(owner, "__module__", "?")
+    return f"{module}.{getattr(owner, '__qualname__', owner)!s}"
+
+
+# -- reference counting ---------------------------------------------------------
+
+
+def _acquire(flag: str) -> None:
+    patch_set = _sets[flag]
+    patch_set.depth += 1
+    if patch_set.depth > 1:
+        return
+    module = sys.modules.get(patch_set.target)
+    if module is not None:
+        try:
+            _apply(patch_set, module)
+        except BaseException:
+            patch_set.depth -= 1
+            raise
+    else:
+        _hook(patch_set.target)
+
+
+def _release(flag: str) -> None:
+    patch_set = _sets[flag]
+    if patch_set.depth == 0:
+        return
+    patch_set.depth -= 1
+    if patch_set.depth == 0 and patch_set.records is not None:
+        records, patch_set.records = patch_set.records, None
+        _restore(records)
+
+
+def _hook(target: str) -> None:
+    """Patch ``target`` when it is imported (one permanent wrapt hook per name)."""
+    if target in _hooked:
+        return
+    _hooked.add(target)
+    import wrapt  # lazily: it is heavy, and only needed for modules not imported yet
+
+    wrapt.register_post_import_hook(_on_import, target)
+
+
+def _on_import(module: ModuleType) -> None:
+    """The post-import dispatcher: apply the sets waiting for ``module``; else nothing."""
+    with _lock:
+        _hooked.discard(module.__name__)
+        for patch_set in _sets.values():
+            if (
+                patch_set.target == module.__name__
+                and patch_set.depth > 0
+                and patch_set.records is None
+            ):
+                _apply(patch_set, module)
+    _flush_warnings()
+
+
+def _flush_warnings() -> None:
+    with _lock:
+        messages = list(_pending_warnings)
+        _pending_warnings.clear()
+    for message in messages:
+        warnings.warn(message, ThreadpatchWarning, stacklevel=3)
+
+
+def _select(flags: Mapping[str, object], default: bool) -> list[str]:
+    for name, value in flags.items():
+        if name not in _sets:
+            raise TypeError(
+                f"unknown patch flag {name!r}; the flags are {', '.join(FLAGS)}"
+            )
+        if not isinstance(value, bool):
+            raise TypeError(f"patch flag {name}= must be True or False, got {value!r}")
+    return [flag for flag in FLAGS if flags.get(flag, default)]
+
+
+# -- public API ----------------------------------------------------------------------
+
+
+def patch_all(**flags: bool) -> None:
+    """Make the standard library's blocking operations cancellation points.
+
+    Every patch set is on by default; turn one off with ``flag=False``
+    (flags: ``time``, ``threading``, ``queue``, ``socket``, ``dns``,
+    ``select``, ``selectors``, ``ssl``).  Calling it again is a no-op for the
+    sets already on (and turns on the sets newly selected).  A module that is
+    imported later is patched when it is imported.  Never starts the hub.
+
+    Raises:
+        TypeError: an unknown flag, or a flag that is not a bool.
+    """
+    selected = _select(flags, True)
+    try:
+        with _lock:
+            for flag in selected:
+                if flag not in _global:
+                    _acquire(flag)
+                    _global.append(flag)
+    finally:
+        _flush_warnings()
+
+
+def unpatch_all() -> None:
+    """Undo :func:`patch_all`: every attribute it replaced is the original again.
+
+    Sets that an open ``with patched():`` block also holds stay applied until
+    that block exits.  Calling it when nothing is patched is a no-op.  An
+    attribute that someone else replaced while patched is left as it is, with
+    a :class:`ThreadpatchWarning`.
+    """
+    try:
+        with _lock:
+            while _global:
+                _release(_global.pop())
+    finally:
+        _flush_warnings()
+
+
+class patched:  # noqa: N801 - a context manager named like the stdlib's
+    """``with patched(**flags):`` patches for the duration of the block.
+
+    Same flags as :func:`patch_all`.  Blocks nest (also inside or around
+    :func:`patch_all`): each set is applied by the first holder and restored
+    by the last.  An instance can be entered again after it has exited.
+    """
+
+    __module__ = "threadpatch"
+
+    def __init__(self, **flags: bool) -> None:
+        self._flags = _select(flags, True)
+        self._held: list[list[str]] = []
+
+    def __repr__(self) -> str:
+        return f"<threadpatch.patched {' '.join(self._flags)}>"
+
+    def __enter__(self) -> patched:
+        acquired: list[str] = []
+        try:
+            with _lock:
+                try:
+                    for flag in self._flags:
+                        _acquire(flag)
+                        acquired.append(flag)
+                except BaseException:
+                    for flag in reversed(acquired):
+                        _release(flag)
+                    raise
+                self._held.append(acquired)
+        finally:
+            _flush_warnings()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        try:
+            with _lock:
+                for flag in reversed(self._held.pop()):
+                    _release(flag)
+        finally:
+            _flush_warnings()
+        return False
+
+
+def is_patched(flag: str | None = None) -> bool:
+    """Whether patch set ``flag`` is on (any set, if ``flag`` is None).
+
+    A set is on from :func:`patch_all` (or entering ``patched()``) until it is
+    undone, also while its target module has not been imported yet.
+
+    Raises:
+        ValueError: ``flag`` is not a patch flag.
+    """
+    with _lock:
+        if flag is None:
+            return any(s.depth for s in _sets.values())
+        try:
+            return _sets[flag].depth > 0
+        except KeyError:
+            raise ValueError(f"unknown patch flag {flag!r}") from None
+
+
+def original(module: str | object, name: str) -> object:
+    """The standard-library object behind ``module.name``, patched or not.
+
+    Args:
+        module: a module or class, or its dotted name (``"socket"``,
+            ``"socket.socket"``, ``"threading.Thread"``).
+        name: the attribute.
+
+    Returns:
+        What the attribute was before threadpatch replaced it (for a method
+        that a class inherits, what it inherits); the current value if it is
+        not patched.
+
+    Raises:
+        AttributeError: there is no such attribute.
+    """
+    owner = _owner(module) if isinstance(module, str) else module
+    with _lock:
+        for patch_set in _sets.values():
+            for record in patch_set.records or ():
+                if record.owner is owner and record.name == name:
+                    if record.had_own:
+                        return record.original
+                    return _inherited(owner, name)
+    return getattr(owner, name)
+
+
+def _owner(path: str) -> object:
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:i])
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        owner: object = module
+        for part in parts[i:]:
+            owner = getattr(owner, part)
+        return owner
+    raise ModuleNotFoundError(f"no module named {parts[0]!r}")
+
+
+def _inherited(cls: object, name: str) -> object:
+    for base in getattr(cls, "__mro__", ())[1:]:
+        if name in vars(base):
+            return vars(base)[name]
+    raise AttributeError(name)  # pragma: no cover - the record says it was there
+
+
+def _active_records() -> list[_Record]:
+    """Every change currently applied, in application order (tests, diagnostics)."""
+    with _lock:
+        return [r for s in _sets.values() for r in s.records or ()]

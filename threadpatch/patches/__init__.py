@@ -1,0 +1,28 @@
+"""The patch tables: one module per patched standard-library module.
+
+Each ``threadpatch.patches.<flag>`` module is data only:
+
+* ``TARGET``: the name of the standard-library module it patches;
+* ``REPLACEMENTS``: ``{attribute: replacement}`` set on the module itself
+  (names the module does not have on this Python are skipped);
+* ``CLASS_REPLACEMENTS`` (optional): ``{class path in TARGET: {attribute:
+  replacement}}`` set on classes, so that instances made before patching and
+  names bound early (``from socket import socket``) are covered too.
+
+:data:`TARGETS` lists the patch sets in the order they are applied (and the
+reverse of the order they are restored in); the flags of ``patch_all()`` are
+its keys.  The target is known here so that a target imported later can be
+patched on import without importing its patch table (and the I/O modules it
+needs) before then.
+"""
+
+TARGETS: dict[str, str] = {
+    "time": "time",
+    "threading": "threading",
+    "queue": "queue",
+    "socket": "socket",
+    "dns": "socket",
+    "select": "select",
+    "selectors": "selectors",
+    "ssl": "ssl",
+}

@@ -216,8 +216,13 @@ def spawn(
     _install_exit_hook()
     try:
         thread.start()
+    except RuntimeError:
+        state.finish()  # "can't start new thread": it never ran
+        raise
     except BaseException:
-        state.finish()
+        # E.g. Ctrl-C while start() waited for the new thread to come up: the
+        # thread exists (or is about to), so take it down rather than lose it.
+        state.request_cancel()
         raise
     return handle
 

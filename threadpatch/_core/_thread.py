@@ -119,10 +119,10 @@ class Thread(Generic[T]):
         Cancellation:
             The wait ends; the awaited thread is not affected.
         """
+        seconds = check_duration(timeout, "timeout")  # bad input fails on every path
         state = self._state
         if state.finished:
             return True
-        seconds = check_duration(timeout, "timeout")
         if state is current_state():
             raise RuntimeError("cannot wait for the current thread")
         lot = self._lot

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from threadpatch import _core
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 def _wait_all_threads_blocked(timeout: float = 10.0, *, expected: int | None = None) -> None:

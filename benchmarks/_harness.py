@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @dataclass
@@ -56,8 +59,9 @@ def format_row(row: Row) -> str:
         native = fmt_time(row.native) if row.unit == "s" else f"{row.native:.3g} {row.unit}"
     ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
     status = "ok" if row.ok else "MISS"
-    return (f"{row.name:<52} {ours:>12} {native:>12} {ratio:>7}  {row.target:<16} {status}"
-            + (f"  ({row.note})" if row.note else ""))
+    return f"{row.name:<52} {ours:>12} {native:>12} {ratio:>7}  {row.target:<16} {status}" + (
+        f"  ({row.note})" if row.note else ""
+    )
 
 
 def header() -> str:
@@ -71,8 +75,9 @@ def per_op(func: Callable[[int], object], n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def compare(ours: Callable[[int], object], native: Callable[[int], object], n: int,
-            rounds: int = 7) -> tuple[float, float]:
+def compare(
+    ours: Callable[[int], object], native: Callable[[int], object], n: int, rounds: int = 7
+) -> tuple[float, float]:
     """Median seconds per operation of both, measured in alternating rounds."""
     ours(max(1, n // 10))  # warm up
     native(max(1, n // 10))
@@ -83,8 +88,15 @@ def compare(ours: Callable[[int], object], native: Callable[[int], object], n: i
     return statistics.median(a), statistics.median(b)
 
 
-def ratio_row(table: Table, name: str, ours: Callable[[int], object],
-              native: Callable[[int], object], n: int, limit: float, rounds: int = 7) -> Row:
+def ratio_row(
+    table: Table,
+    name: str,
+    ours: Callable[[int], object],
+    native: Callable[[int], object],
+    n: int,
+    limit: float,
+    rounds: int = 7,
+) -> Row:
     a, b = compare(ours, native, n, rounds)
     return table.add(Row(name, a, b, f"<= {limit:g}x", a / b <= limit))
 

@@ -43,7 +43,8 @@ def test_wait_any_first_finisher_wins_rest_cancelled(wait_all_threads_blocked) -
         fast.set()
     assert g.completed is winner
     assert g.result == "fast"
-    assert slow1.cancelled and slow2.cancelled
+    assert slow1.cancelled
+    assert slow2.cancelled
     with pytest.raises(ThreadError):
         _ = g.results
 
@@ -79,7 +80,7 @@ def test_wait_none_cancels_everything_on_exit(wait_all_threads_blocked) -> None:
 
 
 def test_failure_cancels_rest_and_raises_exception_group() -> None:
-    with pytest.raises(ExceptionGroup) as info:  # noqa: PT012
+    with pytest.raises(ExceptionGroup) as info:
         with ThreadGroup() as g:
             sleeper = g.spawn(sleep, 60)
             g.spawn(lambda: 1 / 0)
@@ -130,7 +131,7 @@ def test_next_done_and_next_result_stream_in_completion_order() -> None:
 
 
 def test_next_result_raises_thread_error_for_failed_member() -> None:
-    with pytest.raises(ExceptionGroup), ThreadGroup() as g:  # noqa: PT012
+    with pytest.raises(ExceptionGroup), ThreadGroup() as g:
         g.spawn(lambda: 1 / 0)
         with pytest.raises(ThreadError):
             g.next_result(timeout=10)
@@ -153,7 +154,7 @@ def test_iteration_yields_every_member() -> None:
 
 
 def test_body_exception_cancels_members(wait_all_threads_blocked) -> None:
-    with pytest.raises(KeyError), ThreadGroup() as g:  # noqa: PT012
+    with pytest.raises(KeyError), ThreadGroup() as g:
         t = g.spawn(sleep, 60)
         wait_all_threads_blocked()
         raise KeyError("body")

@@ -12,15 +12,17 @@ import warnings
 import pytest
 
 import threadpatch
-from threadpatch import HubError, ThreadError, ThreadTimeout, sleep, spawn, timeout_after
-from threadpatch import _core
+from threadpatch import HubError, ThreadError, ThreadTimeout, _core, sleep, spawn, timeout_after
 from threadpatch._core import _hub
 
 
 def run_child(code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -47,7 +49,8 @@ def test_hub_runs_in_its_own_daemon_thread() -> None:
         pass
     hub = _core.get_hub()
     assert hub.running
-    assert hub.ident is not None and hub.ident != threading.get_ident()
+    assert hub.ident is not None
+    assert hub.ident != threading.get_ident()
     assert not _core.is_hub_thread()
     # Not a threading.Thread: the hub must not be joined at exit nor patched.
     assert hub.ident not in threading._active  # type: ignore[attr-defined]

@@ -129,8 +129,13 @@ def test_exit_still_waits_for_non_daemon_threads_doing_work() -> None:
             print("work finished", flush=True)
         threadpatch.spawn(work)
     """
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "work finished"
 

@@ -11,13 +11,13 @@ from threadpatch import (
     DeadlineExpired,
     ThreadCancelled,
     ThreadTimeout,
+    _core,
     ignore_after,
     shield,
     sleep,
     spawn,
     timeout_after,
 )
-from threadpatch import _core
 
 
 def test_timeout_after_raises_thread_timeout() -> None:
@@ -127,9 +127,8 @@ def test_ignore_after_inside_timeout_after() -> None:
 
 
 def test_timeout_inside_ignore_after_outer_expiry() -> None:
-    with ignore_after(0.01) as outer:
-        with timeout_after(30):
-            sleep(60)
+    with ignore_after(0.01) as outer, timeout_after(30):
+        sleep(60)
     assert outer.expired
 
 

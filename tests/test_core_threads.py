@@ -8,8 +8,7 @@ import threading
 import pytest
 
 import threadpatch
-from threadpatch import ThreadCancelled, ThreadError, ThreadTimeout, cancel, current, spawn
-from threadpatch import _core
+from threadpatch import ThreadCancelled, ThreadError, ThreadTimeout, _core, cancel, current, spawn
 
 
 def test_spawn_join_returns_result() -> None:
@@ -317,7 +316,7 @@ def test_cancel_plain_thread_before_it_touches_threadpatch() -> None:
 
 
 def test_cancel_bad_argument() -> None:
-    with pytest.raises(TypeError, match="threading.Thread"):
+    with pytest.raises(TypeError, match=r"threading\.Thread"):
         cancel(42)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="not been started"):
         cancel(threading.Thread(target=print))

@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-class ThreadCancelled(BaseException):  # noqa: N818 - public name fixed by the contract
+class ThreadCancelled(BaseException):
     """Raised at a blocking point of a thread that has been cancelled.
 
     Cancellation is sticky: every later operation that would block raises it

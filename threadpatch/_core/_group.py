@@ -11,15 +11,17 @@ callback), so the policy acts as soon as a member ends, not only at exit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _natives
-from ._exceptions import ThreadCancelled, ThreadError, ThreadTimeout
+from ._exceptions import ThreadCancelled, ThreadTimeout
 from ._scopes import check_duration, shield
 from ._state import ParkingLot
 from ._thread import Thread, spawn
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
 
 __all__ = ["ThreadGroup"]
 
@@ -40,8 +42,9 @@ class ThreadGroup:
 
     __module__ = "threadpatch"
 
-    def __init__(self, threads: tuple[Thread[Any], ...] | list[Thread[Any]] = (),
-                 *, wait: object = all) -> None:
+    def __init__(
+        self, threads: tuple[Thread[Any], ...] | list[Thread[Any]] = (), *, wait: object = all
+    ) -> None:
         if wait not in (all, any, object, None):
             raise ValueError(f"wait must be all, any, object or None, got {wait!r}")
         self._policy = wait
@@ -58,13 +61,14 @@ class ThreadGroup:
             self.add(thread)
 
     def __repr__(self) -> str:
-        name = {all: "all", any: "any", object: "object", None: "None"}[self._policy]  # type: ignore[index]
+        name = {all: "all", any: "any", object: "object", None: "None"}[self._policy]
         return f"<threadpatch.ThreadGroup wait={name} members={len(self._members)}>"
 
     # -- members ---------------------------------------------------------------
 
-    def spawn(self, func: Callable[..., Any], *args: Any, daemon: bool = False,
-              name: str | None = None) -> Thread[Any]:
+    def spawn(
+        self, func: Callable[..., Any], *args: Any, daemon: bool = False, name: str | None = None
+    ) -> Thread[Any]:
         """Start ``func(*args)`` in a new thread that belongs to the group."""
         if self._closed:
             raise RuntimeError("cannot spawn into a ThreadGroup that has exited")
@@ -103,8 +107,10 @@ class ThreadGroup:
             if exc is not None and not isinstance(exc, ThreadCancelled):
                 self._failures.append(thread)
                 cancel_rest = True
-            elif self._completed is None and exc is None and (
-                self._policy is any or (self._policy is object and thread._result is not None)
+            elif (
+                self._completed is None
+                and exc is None
+                and (self._policy is any or (self._policy is object and thread._result is not None))
             ):
                 self._completed = thread
                 cancel_rest = True
@@ -223,10 +229,8 @@ class ThreadGroup:
             with self._lock:
                 self._closed = True
         if exc is None and self._failures:
-            errors = [t._exception for t in self._failures]
-            raise BaseExceptionGroup(
-                f"{len(errors)} thread(s) of the group failed", errors  # type: ignore[arg-type]
-            )
+            errors = [t._exception for t in self._failures if t._exception is not None]
+            raise BaseExceptionGroup(f"{len(errors)} thread(s) of the group failed", errors)
         return False
 
     def _wait_for_policy(self) -> None:

@@ -29,11 +29,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _natives
 from ._exceptions import HubError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Hub", "TimerHandle", "get_hub", "is_hub_thread"]
 
@@ -115,8 +117,10 @@ class Hub:
 
     def _fail(self, error: BaseException | None) -> None:
         reason = f"{type(error).__name__}: {error}" if error is not None else "it exited"
-        failure = HubError(f"the threadpatch hub thread died ({reason}); threadpatch cannot "
-                           "wait, time out or cancel any more in this process")
+        failure = HubError(
+            f"the threadpatch hub thread died ({reason}); threadpatch cannot "
+            "wait, time out or cancel any more in this process"
+        )
         if error is not None:
             failure.__cause__ = error
         self.failure = failure

@@ -12,17 +12,26 @@ it, for ``ignore_after``); an expiry of an outer scope passes through.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from types import TracebackType
-from typing import Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
 from . import _natives
 from ._exceptions import DeadlineExpired, ThreadTimeout
 from ._hub import TimerHandle, get_hub, is_hub_thread
 from ._state import ThreadState, current_state
 
-__all__ = ["DeadlineScope", "Shield", "checkpoint", "ignore_after", "shield", "sleep",
-           "timeout_after"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+__all__ = [
+    "DeadlineScope",
+    "Shield",
+    "checkpoint",
+    "ignore_after",
+    "shield",
+    "sleep",
+    "timeout_after",
+]
 
 T = TypeVar("T")
 _monotonic = _natives.monotonic
@@ -160,6 +169,7 @@ def timeout_after(
         return scope
     with scope:
         return func(*args)
+    raise AssertionError("unreachable: a timeout_after scope never swallows")  # pragma: no cover
 
 
 @overload
@@ -252,4 +262,3 @@ def checkpoint() -> None:
     state = current_state()
     if state.interrupt:
         state.deliver()
-

@@ -18,16 +18,19 @@ for (see :meth:`ParkingLot.park_until`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import _natives
 from ._exceptions import DeadlineExpired, HubError, ThreadCancelled
 from ._hub import get_hub
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "ParkingLot",
@@ -78,7 +81,7 @@ class ThreadState:
         parker.acquire()  # held == no permit
         self._parker = parker
         self._lock = _allocate_lock()
-        self._done_callbacks: list[Callable[[], None]] = []
+        self._done_callbacks: list[Callable[[], object]] = []
         self._fd_waiting = False
         self._poller: _natives.select.poll | None = None  # type: ignore[name-defined]
         self._wake_fd = -1
@@ -169,7 +172,7 @@ class ThreadState:
 
     def unpark(self) -> None:
         """Give the thread a wake-up permit (any thread may call)."""
-        try:
+        try:  # noqa: SIM105 - hot path: try/except is cheaper than suppress()
             self._parker.release()
         except RuntimeError:
             pass  # a permit is already there
@@ -178,7 +181,7 @@ class ThreadState:
         """Wake the thread from a park or from a descriptor wait."""
         self.unpark()
         if self._fd_waiting:
-            try:
+            try:  # noqa: SIM105 - wake path, keep it lean
                 os.write(self._wake_fd, b"\1\0\0\0\0\0\0\0")
             except OSError:
                 pass  # counter full or fd gone: the thread is awake either way
@@ -233,10 +236,8 @@ class ThreadState:
         result = []
         for fd, revents in ready:
             if fd == wake_fd:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     os.read(wake_fd, 8)
-                except BlockingIOError:
-                    pass
             else:
                 result.append((fd, revents))
         if self.interrupt:
@@ -251,7 +252,7 @@ class ThreadState:
 
     # -- termination -----------------------------------------------------------
 
-    def add_done_callback(self, callback: Callable[[], None]) -> bool:
+    def add_done_callback(self, callback: Callable[[], object]) -> bool:
         """Call ``callback`` when the thread ends; False (not added) if it has ended."""
         with self._lock:
             if self.finished:
@@ -259,12 +260,9 @@ class ThreadState:
             self._done_callbacks.append(callback)
             return True
 
-    def remove_done_callback(self, callback: Callable[[], None]) -> None:
-        with self._lock:
-            try:
-                self._done_callbacks.remove(callback)
-            except ValueError:
-                pass
+    def remove_done_callback(self, callback: Callable[[], object]) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._done_callbacks.remove(callback)
 
     def finish(self) -> None:
         """Mark the thread ended, forget it, and run the done callbacks (idempotent)."""
@@ -278,10 +276,8 @@ class ThreadState:
                 del _by_ident[self.ident]
             _unbound.discard(self)
         if self._wake_fd >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._wake_fd)
-            except OSError:
-                pass
             self._wake_fd = -1
             self._poller = None
         for callback in callbacks:
@@ -465,10 +461,8 @@ def _after_fork_in_child() -> None:
     for state in others:
         state.finished = True
         if state._wake_fd >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(state._wake_fd)
-            except OSError:
-                pass
             state._wake_fd = -1
     if me is not None:
         parker = _allocate_lock()

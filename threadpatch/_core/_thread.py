@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _natives
 from ._exceptions import ThreadCancelled, ThreadError, ThreadTimeout
@@ -22,11 +21,14 @@ from ._state import (
     ParkingLot,
     ThreadState,
     all_states,
+    bind_current,
     current_state,
     register_unbound,
-    bind_current,
     state_for_ident,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Thread", "cancel", "cancel_all", "current", "run", "spawn"]
 
@@ -56,8 +58,11 @@ class Thread(Generic[T]):
         state.handle = self
 
     def __repr__(self) -> str:
-        status = ("cancelled" if self.cancelled else "failed" if self._exception is not None
-                  else "done") if self.done() else "running"
+        status = (
+            ("cancelled" if self.cancelled else "failed" if self._exception is not None else "done")
+            if self.done()
+            else "running"
+        )
         return f"<threadpatch.Thread {self.name!r} {status}>"
 
     # -- attributes ------------------------------------------------------------
@@ -128,9 +133,7 @@ class Thread(Generic[T]):
         lot = self._lot
         state.add_done_callback(lot.unpark_all)
         try:
-            return lot.park_until(
-                lambda: state.finished, None if seconds == math.inf else seconds
-            )
+            return lot.park_until(lambda: state.finished, None if seconds == math.inf else seconds)
         finally:
             state.remove_done_callback(lot.unpark_all)
 
@@ -207,9 +210,7 @@ def spawn(
         name = f"threadpatch-{next(_counter)}"
     state = ThreadState(name)
     handle: Thread[T] = Thread(state, None)
-    thread = threading.Thread(
-        target=handle._bootstrap, args=(func, args), name=name, daemon=daemon
-    )
+    thread = threading.Thread(target=handle._bootstrap, args=(func, args), name=name, daemon=daemon)
     handle._thread = thread
     handle._spawned = True
     register_unbound(state)
@@ -273,7 +274,7 @@ def cancel(
         return True
     state = state_for_ident(thread.ident, create=True)
     assert state is not None
-    handle = state.handle if state.handle is not None else Thread(state, thread)
+    handle = state.handle if isinstance(state.handle, Thread) else Thread(state, thread)
     if handle.cancel(blocking=False) or state is current_state():
         return not thread.is_alive()
     if blocking:
@@ -344,7 +345,7 @@ def _install_exit_hook() -> None:
     if _exit_hook_installed:
         return
     _exit_hook_installed = True
-    try:
+    try:  # noqa: SIM105
         threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
     except RuntimeError:
         pass  # the interpreter is already shutting down

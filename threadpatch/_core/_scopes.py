@@ -61,6 +61,7 @@ class DeadlineScope:
         expired: True once the deadline's expiry was raised inside the scope.
     """
 
+    __module__ = "threadpatch"
     __slots__ = ("_state", "_swallow", "_timer", "deadline", "delivered", "seconds", "timed_out")
     shield = False
 

@@ -1,0 +1,35 @@
+"""Ship ``threadpatch-autopatch.pth`` into site-packages (metadata is in pyproject.toml).
+
+setuptools has no declarative way to put a file at the top of site-packages,
+so ``build_py`` copies it next to the package in the build directory: a
+normal wheel then installs it into site-packages.  For ``pip install -e .``,
+setuptools assembles the editable wheel in the install directory instead, so
+``build_py`` copies it there as well.
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+PTH = "threadpatch-autopatch.pth"
+
+
+class build_py_with_pth(build_py):  # noqa: N801 - setuptools command naming
+    def run(self) -> None:
+        super().run()
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.copy_file(os.path.join(here, PTH), os.path.join(self.build_lib, PTH), preserve_mode=0)
+        if getattr(self, "editable_mode", False):
+            # An editable wheel is assembled in install's install_lib (build_lib
+            # is thrown away): put the .pth there too.
+            target = self.get_finalized_command("install").install_lib
+            self.copy_file(os.path.join(here, PTH), os.path.join(target, PTH), preserve_mode=0)
+
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:
+        return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, PTH)]
+
+
+setup(cmdclass={"build_py": build_py_with_pth})

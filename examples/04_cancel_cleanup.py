@@ -34,6 +34,5 @@ try:
     with threadpatch.timeout_after(0.1):
         threadpatch.sleep(3600)
 except threadpatch.ThreadTimeout as e:
-    print(
-        f"  timeout_after(0.1) raised {type(e).__name__} (a TimeoutError: {isinstance(e, TimeoutError)})"
-    )
+    print(f"  timeout_after(0.1) raised {type(e).__name__}")
+    print(f"  which is a TimeoutError: {isinstance(e, TimeoutError)}")

@@ -357,3 +357,17 @@ def test_thread_state_is_forgotten_after_exit() -> None:
     t = spawn(lambda: None)
     t.join(timeout=10)
     assert t._state not in _core.all_states()
+
+
+def test_adopted_plain_thread_is_forgotten_when_it_exits() -> None:
+    box = {}
+
+    def body() -> None:
+        box["state"] = _core.current_state()
+
+    th = threading.Thread(target=body)
+    th.start()
+    th.join(10)
+    state = box["state"]
+    assert state.finished
+    assert state not in _core.all_states()

@@ -133,18 +133,33 @@ def _apply(patch_set: _PatchSet, module: ModuleType) -> None:
         for name, replacement in replacements.items():
             if name in vars(module):  # a name this Python lacks is not invented
                 _set_attr(module, name, replacement, records)
-        class_tables: Mapping[str, Mapping[str, object]] = getattr(
-            table, "CLASS_REPLACEMENTS", {}
-        )
-        for path, attributes in class_tables.items():
-            owner = _resolve(module, path)
-            for name, replacement in attributes.items():
-                if hasattr(owner, name):
-                    _set_attr(owner, name, replacement, records)
+        for owner, name, replacement in _class_entries(module, table):
+            if hasattr(owner, name):
+                _set_attr(owner, name, replacement, records)
     except BaseException:
         _restore(records)
         raise
     patch_set.records = records
+
+
+def _class_entries(module: ModuleType, table: ModuleType) -> list[tuple[object, str, object]]:
+    """The class-level entries of a table, as (class, attribute, replacement).
+
+    ``CLASS_REPLACEMENTS`` maps either a class path inside the target module
+    to ``{attribute: replacement}``, or ``(class, attribute)`` to a replacement
+    (the shape of the I/O modules' ``CLASS_PATCHES``).
+    """
+    entries: list[tuple[object, str, object]] = []
+    table_entries: Mapping[object, object] = getattr(table, "CLASS_REPLACEMENTS", {})
+    for key, value in table_entries.items():
+        if isinstance(key, tuple):
+            owner, name = key
+            entries.append((owner, name, value))
+        else:
+            owner = _resolve(module, str(key))
+            attributes: Mapping[str, object] = value  # type: ignore[assignment]
+            entries.extend((owner, name, replacement) for name, replacement in attributes.items())
+    return entries
 
 
 def _restore(records: list[_Record]) -> None:

@@ -5,9 +5,11 @@ Each ``threadpatch.patches.<flag>`` module is data only:
 * ``TARGET``: the name of the standard-library module it patches;
 * ``REPLACEMENTS``: ``{attribute: replacement}`` set on the module itself
   (names the module does not have on this Python are skipped);
-* ``CLASS_REPLACEMENTS`` (optional): ``{class path in TARGET: {attribute:
-  replacement}}`` set on classes, so that instances made before patching and
-  names bound early (``from socket import socket``) are covered too.
+* ``CLASS_REPLACEMENTS`` (optional): replacements set on classes, so that
+  instances made before patching and names bound early (``from socket import
+  socket``) are covered too; keys are either a class path inside TARGET
+  (value ``{attribute: replacement}``) or a ``(class, attribute)`` pair
+  (value: the replacement).  An attribute the class lacks is skipped.
 
 :data:`TARGETS` lists the patch sets in the order they are applied (and the
 reverse of the order they are restored in); the flags of ``patch_all()`` are

@@ -83,6 +83,29 @@ def test_wait_returns_bool_and_never_raises(wait_all_threads_blocked) -> None:
     assert t.wait(timeout=10) is True
     f = spawn(lambda: 1 / 0)
     assert f.wait(timeout=10) is True
+    assert isinstance(f.exception, ZeroDivisionError)
+
+
+def test_unretrieved_failure_is_reported_not_lost() -> None:
+    import gc
+
+    seen = []
+    t = spawn(lambda: 1 / 0)
+    t.wait(timeout=10)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sys.unraisablehook", seen.append)
+        del t
+        gc.collect()
+    assert len(seen) == 1
+    assert isinstance(seen[0].exc_value, ZeroDivisionError)
+    assert "never retrieved" in seen[0].err_msg
+    quiet = spawn(threadpatch.sleep, 60)
+    quiet.cancel(timeout=10)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sys.unraisablehook", seen.append)
+        del quiet  # a cancellation is not a failure: nothing to report
+        gc.collect()
+    assert len(seen) == 1
 
 
 def test_cancel_sleeping_thread_runs_cleanup(wait_all_threads_blocked) -> None:

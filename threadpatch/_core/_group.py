@@ -105,6 +105,7 @@ class ThreadGroup:
             self._judged += 1
             exc = thread._exception
             if exc is not None and not isinstance(exc, ThreadCancelled):
+                thread._retrieved = True  # the group reports it
                 self._failures.append(thread)
                 cancel_rest = True
             elif (

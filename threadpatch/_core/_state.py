@@ -435,9 +435,13 @@ def state_for_ident(ident: int, create: bool = False) -> ThreadState | None:
 
 
 def all_states() -> list[ThreadState]:
-    """Every live thread threadpatch knows: spawned, adopted, or marked for cancel."""
+    """Every live thread threadpatch knows: spawned, adopted, or marked for cancel.
+
+    The hub thread is never among them: it cannot be cancelled or waited for.
+    """
+    hub_ident = get_hub().ident
     with _registry_lock:
-        return [*_by_ident.values(), *_unbound]
+        return [s for s in (*_by_ident.values(), *_unbound) if s.ident != hub_ident]
 
 
 def _on_hub_failure() -> None:

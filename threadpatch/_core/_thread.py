@@ -55,7 +55,22 @@ class Thread(Generic[T]):
         self._exception: BaseException | None = None
         self._lot = ParkingLot()
         self._spawned = False
+        self._retrieved = False
         state.handle = self
+
+    def __del__(self) -> None:
+        # Like asyncio's "exception was never retrieved": a failure nobody
+        # looked at must not vanish silently (threading would have printed it).
+        exc = self._exception
+        if exc is not None and not self._retrieved and not isinstance(exc, ThreadCancelled):
+            sys.unraisablehook(
+                _Unraisable(
+                    exc,
+                    f"Exception in threadpatch thread {self.name!r} was never "
+                    "retrieved (join() it, or read .result or .exception)",
+                    self,
+                )
+            )
 
     def __repr__(self) -> str:
         status = (
@@ -99,7 +114,10 @@ class Thread(Generic[T]):
     @property
     def exception(self) -> BaseException | None:
         """The exception the thread ended with (None if it returned or still runs)."""
-        return self._exception if self._state.finished else None
+        if not self._state.finished:
+            return None
+        self._retrieved = True
+        return self._exception
 
     @property
     def result(self) -> T:
@@ -112,6 +130,7 @@ class Thread(Generic[T]):
         if not self._state.finished:
             raise RuntimeError(f"thread {self.name!r} has not finished")
         if self._exception is not None:
+            self._retrieved = True
             what = "was cancelled" if self.cancelled else "failed"
             raise ThreadError(f"thread {self.name!r} {what}") from self._exception
         return self._result  # type: ignore[return-value]
@@ -188,6 +207,17 @@ class Thread(Generic[T]):
         finally:
             del func, args
             state.finish()
+
+
+class _Unraisable:
+    """The argument sys.unraisablehook expects."""
+
+    def __init__(self, exc: BaseException, message: str, obj: object) -> None:
+        self.exc_type = type(exc)
+        self.exc_value = exc
+        self.exc_traceback = exc.__traceback__
+        self.err_msg = message
+        self.object = obj
 
 
 def spawn(

@@ -29,6 +29,7 @@ from ._state import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import TracebackType
 
 __all__ = ["Thread", "cancel", "cancel_all", "current", "run", "spawn"]
 
@@ -213,11 +214,11 @@ class _Unraisable:
     """The argument sys.unraisablehook expects."""
 
     def __init__(self, exc: BaseException, message: str, obj: object) -> None:
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = message
-        self.object = obj
+        self.exc_type: type[BaseException] = type(exc)
+        self.exc_value: BaseException | None = exc
+        self.exc_traceback: TracebackType | None = exc.__traceback__
+        self.err_msg: str | None = message
+        self.object: object = obj
 
 
 def spawn(

@@ -35,7 +35,7 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import Literal
@@ -83,13 +83,14 @@ class _Record:
 class _PatchSet:
     """One ``threadpatch.patches.<flag>`` table and whether it is applied."""
 
-    __slots__ = ("depth", "flag", "records", "target")
+    __slots__ = ("after_restore", "depth", "flag", "records", "target")
 
     def __init__(self, flag: str, target: str) -> None:
         self.flag = flag
         self.target = target
         self.depth = 0
         self.records: list[_Record] | None = None  # None: not applied
+        self.after_restore: Callable[[], object] | None = None
 
     def __repr__(self) -> str:
         state = "applied" if self.records is not None else "pending" if self.depth else "off"
@@ -140,6 +141,7 @@ def _apply(patch_set: _PatchSet, module: ModuleType) -> None:
         _restore(records)
         raise
     patch_set.records = records
+    patch_set.after_restore = getattr(table, "AFTER_RESTORE", None)
 
 
 def _class_entries(module: ModuleType, table: ModuleType) -> list[tuple[object, str, object]]:
@@ -212,6 +214,8 @@ def _release(flag: str) -> None:
     if patch_set.depth == 0 and patch_set.records is not None:
         records, patch_set.records = patch_set.records, None
         _restore(records)
+        if patch_set.after_restore is not None:
+            patch_set.after_restore()
 
 
 def _hook(target: str) -> None:

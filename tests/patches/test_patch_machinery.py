@@ -278,7 +278,7 @@ def test_patching_starts_no_hub_and_imports_no_curio() -> None:
 
 def test_patch_from_a_non_main_thread_then_unpatch_from_main(fake_set: types.ModuleType) -> None:
     original_func = fake_set.func
-    t = threadpatch.spawn(threadpatch.patch_all, **ONLY_FAKE, fake=True)
+    t = threadpatch.spawn(lambda: threadpatch.patch_all(**ONLY_FAKE, fake=True))
     t.join(timeout=10)
     assert fake_set.func is _ours_func
     threadpatch.unpatch_all()

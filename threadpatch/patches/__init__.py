@@ -10,6 +10,8 @@ Each ``threadpatch.patches.<flag>`` module is data only:
   socket``) are covered too; keys are either a class path inside TARGET
   (value ``{attribute: replacement}``) or a ``(class, attribute)`` pair
   (value: the replacement).  An attribute the class lacks is skipped.
+* ``AFTER_RESTORE`` (optional): a function of the I/O layer to call once the
+  set has been restored (e.g. hand adopted sockets their timeouts back).
 
 :data:`TARGETS` lists the patch sets in the order they are applied (and the
 reverse of the order they are restored in); the flags of ``patch_all()`` are

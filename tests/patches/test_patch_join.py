@@ -1,0 +1,83 @@
+"""The cancellable ``threading.Thread.join`` that the threading patch installs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import threadpatch
+from threadpatch import _threading
+from threadpatch._core import _natives
+
+
+def _blocked_plain_thread() -> tuple[threading.Thread, object]:
+    gate = _natives.allocate_lock()
+    gate.acquire()
+
+    def body() -> None:
+        gate.acquire()  # native: only release() ends it
+
+    t = threading.Thread(target=body, name="blocked-plain")
+    t.start()
+    return t, gate
+
+
+def test_join_of_a_finished_thread_returns() -> None:
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    _threading.join(t)
+    _threading.join(t, 0)
+    assert not t.is_alive()
+
+
+def test_join_errors_are_the_stdlibs() -> None:
+    t = threading.Thread(target=lambda: None)
+    with pytest.raises(RuntimeError, match="before it is started"):
+        _threading.join(t)
+    with pytest.raises(RuntimeError, match="cannot join current thread"):
+        _threading.join(threading.current_thread())
+
+
+def test_join_with_timeout_returns_while_alive() -> None:
+    t, gate = _blocked_plain_thread()
+    try:
+        _threading.join(t, 0.02)
+        _threading.join(t, -1)  # negative: like 0
+        assert t.is_alive()
+    finally:
+        gate.release()  # type: ignore[attr-defined]
+        _threading.join(t, 10)
+    assert not t.is_alive()
+
+
+def test_joiner_is_cancellable(wait_all_threads_blocked: object) -> None:
+    t, gate = _blocked_plain_thread()
+    try:
+        joiner = threadpatch.spawn(_threading.join, t)
+        wait_all_threads_blocked(expected=1)  # type: ignore[operator]
+        assert joiner.cancel(timeout=5)
+        assert joiner.cancelled
+        assert t.is_alive()  # the awaited thread is not affected
+    finally:
+        gate.release()  # type: ignore[attr-defined]
+        t.join(10)
+
+
+def test_join_times_out_under_timeout_after() -> None:
+    t, gate = _blocked_plain_thread()
+    try:
+        with pytest.raises(threadpatch.ThreadTimeout):
+            threadpatch.timeout_after(0.02, _threading.join, t)
+    finally:
+        gate.release()  # type: ignore[attr-defined]
+        t.join(10)
+
+
+def test_join_returns_when_the_thread_ends(wait_all_threads_blocked: object) -> None:
+    t, gate = _blocked_plain_thread()
+    joiner = threadpatch.spawn(_threading.join, t)
+    wait_all_threads_blocked(expected=1)  # type: ignore[operator]
+    gate.release()  # type: ignore[attr-defined]
+    joiner.join(timeout=10)
+    assert not t.is_alive()

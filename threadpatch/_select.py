@@ -153,6 +153,11 @@ def _epoll_timeout(timeout: Any) -> float:
     return math.inf if seconds < 0 else seconds
 
 
+def remaining_time(deadline: float) -> float | None:
+    """Seconds left until ``deadline`` (None when it is infinite), for ``wait_fds``."""
+    return None if deadline == math.inf else deadline - _monotonic()
+
+
 def _fileno(obj: Any) -> int:
     """The descriptor of an int or an object with ``fileno()`` (already validated)."""
     if isinstance(obj, int):
@@ -218,11 +223,11 @@ def _wait_select(
     deadline = _monotonic() + seconds
     sticky: set[int] = set()
     while True:
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
+        remaining = remaining_time(deadline)
+        if remaining is not None and remaining <= 0:
             return _native_select(rlist, wlist, xlist, 0)
         if sticky:
-            remaining = min(remaining, _STICKY_RECHECK)
+            remaining = _STICKY_RECHECK if remaining is None else min(remaining, _STICKY_RECHECK)
             fds = [(fd, m) for fd, m in masks.items() if fd not in sticky]
         else:
             fds = list(masks.items())
@@ -296,8 +301,8 @@ class poll:  # the stdlib's name
             state = _current_state()
             deadline = _monotonic() + seconds
             while True:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
+                remaining = remaining_time(deadline)
+                if remaining is not None and remaining <= 0:
                     return ready
                 state.wait_fds(list(self._fds.items()), remaining)
                 ready = native.poll(0)
@@ -388,8 +393,8 @@ if _native_epoll is not None:
             deadline = _monotonic() + seconds
             fds = [(native.fileno(), POLLIN)]
             while True:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
+                remaining = remaining_time(deadline)
+                if remaining is not None and remaining <= 0:
                     return ready
                 state.wait_fds(fds, remaining)
                 ready = native.poll(0, maxevents)

@@ -47,6 +47,7 @@ __all__ = [
 _monotonic = _natives.monotonic
 _is_hub_thread = _core.is_hub_thread
 _current_state = _core.current_state
+_remaining_time = _tp_select.remaining_time
 _POLLIN = _natives.POLLIN
 _POLLOUT = _natives.POLLOUT
 _INT_MAX = 2**31 - 1
@@ -114,8 +115,8 @@ def poll_like_select(self: Any, timeout: float | None = None) -> list[tuple[_std
     state = _current_state()
     deadline = _monotonic() + seconds
     while True:
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
+        remaining = _remaining_time(deadline)
+        if remaining is not None and remaining <= 0:
             return ready
         fds = [(fd, _POLL_MASK[key.events & 3]) for fd, key in self._fd_to_key.items()]
         state.wait_fds(fds, remaining)
@@ -146,8 +147,8 @@ def epoll_selector_select(
     deadline = _monotonic() + seconds
     fds = [(self._selector.fileno(), _POLLIN)]
     while True:
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
+        remaining = _remaining_time(deadline)
+        if remaining is not None and remaining <= 0:
             return ready
         state.wait_fds(fds, remaining)
         ready = _orig_epoll_select(self, 0)

@@ -223,7 +223,7 @@ class ThreadState:
             # write to the wake fd: look again before blocking.
             if self.interrupt:
                 self.deliver()
-            if timeout is None:
+            if timeout is None or timeout == math.inf:
                 ready = poller.poll()
             else:
                 ready = poller.poll(min(math.ceil(timeout * 1000), 2**31 - 1) if timeout > 0 else 0)

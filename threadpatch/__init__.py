@@ -6,6 +6,8 @@ expire on it, and the blocked thread raises :class:`ThreadCancelled` there, runs
 its clean-up and exits.
 """
 
+import sys as _sys
+
 from ._core import DeadlineExpired as DeadlineExpired
 from ._core import DeadlineScope as DeadlineScope
 from ._core import HubError as HubError
@@ -30,13 +32,41 @@ from ._patching import original as original
 from ._patching import patch_all as patch_all
 from ._patching import patched as patched
 from ._patching import unpatch_all as unpatch_all
+from ._queue import Empty as Empty
+from ._queue import Full as Full
+from ._queue import LifoQueue as LifoQueue
+from ._queue import PriorityQueue as PriorityQueue
+from ._queue import Queue as Queue
+from ._queue import SimpleQueue as SimpleQueue
+from ._sync import Barrier as Barrier
+from ._sync import BoundedSemaphore as BoundedSemaphore
+from ._sync import BrokenBarrierError as BrokenBarrierError
+from ._sync import Condition as Condition
+from ._sync import Event as Event
+from ._sync import Lock as Lock
+from ._sync import RLock as RLock
+from ._sync import Semaphore as Semaphore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Barrier",
+    "BoundedSemaphore",
+    "BrokenBarrierError",
+    "Condition",
     "DeadlineExpired",
     "DeadlineScope",
+    "Empty",
+    "Event",
+    "Full",
     "HubError",
+    "LifoQueue",
+    "Lock",
+    "PriorityQueue",
+    "Queue",
+    "RLock",
+    "Semaphore",
+    "SimpleQueue",
     "Thread",
     "ThreadCancelled",
     "ThreadError",
@@ -59,3 +89,8 @@ __all__ = [
     "timeout_after",
     "unpatch_all",
 ]
+
+if _sys.version_info >= (3, 13):
+    from ._queue import ShutDown as ShutDown
+
+    __all__ += ["ShutDown"]

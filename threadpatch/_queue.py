@@ -1,0 +1,470 @@
+"""Cancellable Queue, LifoQueue, PriorityQueue and SimpleQueue.
+
+Same signatures, return values and exceptions as the ``queue`` module; the
+exception classes *are* the stdlib ones (``queue.Empty``, ``queue.Full`` and,
+from Python 3.13, ``queue.ShutDown``), so existing ``except queue.Empty:``
+clauses keep working.  Every wait (``get``, ``put``, ``join``) is a
+cancellation point.
+
+How it works::
+
+    get()                                  put(item)
+    -----                                  ---------
+    with mutex (native):                   with mutex (native):
+        item there? take it, wake a            room? _put(item); if getters:
+        putter if one waits, return  <--unpark--    getters.popleft().unpark()
+        else: getters.append(me)
+    park on my own parker (cancel and deadlines wake it too)
+    with mutex: took a wake-up but was cancelled? pass it on
+
+``Queue`` uses one native mutex and three FIFOs of parked waiters instead of
+three Conditions on a Lock: a ``put`` to a non-full queue and a ``get`` from a
+non-empty one are a native ``with mutex`` plus a list check, and never touch
+the hub.  A waiter that was woken but is cancelled before it could take its
+item (or slot) hands the wake-up to the next waiter, so a cancelled ``get``
+loses no item and a cancelled ``put`` adds none.
+
+``SimpleQueue`` takes no lock at all (``deque`` operations are atomic), so
+``put`` stays re-entrant (it may run from a ``__del__`` during a ``put``):
+a getter registers itself *before* its last look at the deque, and a putter
+appends *before* it looks for getters, so one of the two always sees the other.
+
+Like ``threading``, the subclass hooks ``_init``, ``_qsize``, ``_put`` and
+``_get`` define the storage; ``LifoQueue`` and ``PriorityQueue`` override them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import queue as _stdlib_queue
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ._core import _natives
+from ._sync import waiter_for_current_thread
+
+__all__ = [
+    "Empty",
+    "Full",
+    "LifoQueue",
+    "PriorityQueue",
+    "Queue",
+    "QueueStatistics",
+    "SimpleQueue",
+    "SimpleQueueStatistics",
+]
+
+T = TypeVar("T")
+
+Empty = _stdlib_queue.Empty
+Full = _stdlib_queue.Full
+#: ``queue.ShutDown`` on Python 3.13+, else None (and ``Queue.shutdown`` is absent).
+_ShutDown: type[Exception] | None = getattr(_stdlib_queue, "ShutDown", None)
+if _ShutDown is not None:
+    ShutDown = _ShutDown
+    __all__ += ["ShutDown"]
+
+_allocate_lock = _natives.allocate_lock
+_monotonic = _natives.monotonic
+
+
+@dataclass(frozen=True)
+class QueueStatistics:
+    """A snapshot of a :class:`Queue`."""
+
+    qsize: int
+    maxsize: int
+    unfinished_tasks: int
+    getters_waiting: int
+    putters_waiting: int
+    joiners_waiting: int
+
+
+@dataclass(frozen=True)
+class SimpleQueueStatistics:
+    """A snapshot of a :class:`SimpleQueue`."""
+
+    qsize: int
+    waiting: int
+
+
+class Queue(Generic[T]):
+    """A cancellable ``queue.Queue``: FIFO, optionally bounded (``maxsize > 0``).
+
+    ``mutex`` is a native lock guarding the storage (``with q.mutex:`` works
+    as with the stdlib class); there are no ``not_empty``/``not_full``/
+    ``all_tasks_done`` Condition attributes.
+    """
+
+    __module__ = "threadpatch"
+
+    queue: Any
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize
+        self._init(maxsize)
+        self.mutex = _allocate_lock()
+        self._getters: deque[Any] = deque()
+        self._putters: deque[Any] = deque()
+        self._joiners: deque[Any] = deque()
+        self.unfinished_tasks = 0
+        self.is_shutdown = False
+
+    # -- waiting (called with the mutex held; returns with it held) ------------
+
+    def _park(self, waiters: deque[Any], deadline: float | None) -> bool:
+        """Release the mutex, park until woken or ``deadline``, re-take the mutex.
+
+        Returns False when the deadline has passed (nothing was waited for).
+        """
+        if deadline is None:
+            remaining = None
+        else:
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                return False
+        waiter = waiter_for_current_thread()
+        waiters.append(waiter)
+        mutex = self.mutex
+        mutex.release()
+        try:
+            waiter.park(remaining)
+        except BaseException:
+            mutex.acquire()
+            try:
+                waiters.remove(waiter)
+            except ValueError:
+                # A wake-up was meant for us: hand it to the next waiter.
+                if waiters:
+                    waiters.popleft().unpark()
+            raise
+        mutex.acquire()
+        with contextlib.suppress(ValueError):
+            waiters.remove(waiter)
+        return True
+
+    @staticmethod
+    def _wake(waiters: deque[Any]) -> None:
+        if waiters:
+            waiters.popleft().unpark()
+
+    @staticmethod
+    def _wake_all(waiters: deque[Any]) -> None:
+        while waiters:
+            waiters.popleft().unpark()
+
+    # -- task tracking ---------------------------------------------------------
+
+    def task_done(self) -> None:
+        """Mark one formerly enqueued task done (wakes ``join`` at zero).
+
+        Raises:
+            ValueError: called more times than there were items.
+        """
+        with self.mutex:
+            unfinished = self.unfinished_tasks - 1
+            if unfinished <= 0:
+                if unfinished < 0:
+                    raise ValueError("task_done() called too many times")
+                self._wake_all(self._joiners)
+            self.unfinished_tasks = unfinished
+
+    def join(self) -> None:
+        """Block until every item put has been marked done with :meth:`task_done`.
+
+        Cancellation:
+            The wait ends; the queue is not affected.
+        """
+        with self.mutex:
+            while self.unfinished_tasks:
+                self._park(self._joiners, None)
+
+    # -- sizes -----------------------------------------------------------------
+
+    def qsize(self) -> int:
+        """The approximate number of items."""
+        with self.mutex:
+            return self._qsize()
+
+    def empty(self) -> bool:
+        """True if the queue is empty (approximately)."""
+        with self.mutex:
+            return not self._qsize()
+
+    def full(self) -> bool:
+        """True if the queue is full (approximately)."""
+        with self.mutex:
+            return 0 < self.maxsize <= self._qsize()
+
+    # -- put / get -------------------------------------------------------------
+
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``item``, waiting for a free slot if the queue is bounded and full.
+
+        Raises:
+            Full: non-blocking, or the timeout passed, with no free slot.
+            ShutDown: the queue was shut down (Python 3.13+).
+            ValueError: a negative timeout.
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            The item is not added.
+        """
+        with self.mutex:
+            if self.is_shutdown:
+                raise _ShutDown  # type: ignore[misc]
+            maxsize = self.maxsize
+            if maxsize > 0 and (self._qsize() >= maxsize or (block and timeout is not None)):
+                self._wait_for_room(block, timeout)
+            self._put(item)
+            self.unfinished_tasks += 1
+            if self._getters:
+                self._getters.popleft().unpark()
+
+    def _wait_for_room(self, block: bool, timeout: float | None) -> None:
+        maxsize = self.maxsize
+        if not block:
+            if self._qsize() >= maxsize:
+                raise Full
+            return
+        if timeout is None:
+            deadline = None
+        elif timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        else:
+            deadline = _monotonic() + timeout
+        while self._qsize() >= maxsize:
+            if not self._park(self._putters, deadline):
+                raise Full
+            if self.is_shutdown:
+                raise _ShutDown  # type: ignore[misc]
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        """Remove and return an item, waiting for one if the queue is empty.
+
+        Raises:
+            Empty: non-blocking, or the timeout passed, with no item.
+            ShutDown: the queue was shut down and is empty (Python 3.13+).
+            ValueError: a negative timeout.
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            No item is taken: it stays for the next getter.
+        """
+        with self.mutex:
+            if not self._qsize() or (block and timeout is not None):
+                self._wait_for_item(block, timeout)
+            item = self._get()
+            if self._putters:
+                self._putters.popleft().unpark()
+            return item
+
+    def _wait_for_item(self, block: bool, timeout: float | None) -> None:
+        if self.is_shutdown and not self._qsize():
+            raise _ShutDown  # type: ignore[misc]
+        if not block:
+            if not self._qsize():
+                raise Empty
+            return
+        if timeout is None:
+            deadline = None
+        elif timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        else:
+            deadline = _monotonic() + timeout
+        while not self._qsize():
+            if not self._park(self._getters, deadline):
+                raise Empty
+            if self.is_shutdown and not self._qsize():
+                raise _ShutDown  # type: ignore[misc]
+
+    def put_nowait(self, item: T) -> None:
+        """``put(item, block=False)``."""
+        return self.put(item, block=False)
+
+    def get_nowait(self) -> T:
+        """``get(block=False)``."""
+        return self.get(block=False)
+
+    if _ShutDown is not None:
+
+        def shutdown(self, immediate: bool = False) -> None:
+            """Shut the queue down: ``put`` raises ShutDown, ``get`` once empty.
+
+            With ``immediate``, drop the remaining items (counting them done,
+            which may release ``join``).
+            """
+            with self.mutex:
+                self.is_shutdown = True
+                if immediate:
+                    while self._qsize():
+                        self._get()
+                        if self.unfinished_tasks > 0:
+                            self.unfinished_tasks -= 1
+                    self._wake_all(self._joiners)
+                self._wake_all(self._getters)
+                self._wake_all(self._putters)
+
+    def statistics(self) -> QueueStatistics:
+        """A snapshot of sizes and of the threads waiting in get, put and join."""
+        with self.mutex:
+            return QueueStatistics(
+                self._qsize(),
+                self.maxsize,
+                self.unfinished_tasks,
+                len(self._getters),
+                len(self._putters),
+                len(self._joiners),
+            )
+
+    # -- storage hooks (override in subclasses) --------------------------------
+
+    def _init(self, maxsize: int) -> None:
+        self.queue = deque()
+
+    def _qsize(self) -> int:
+        return len(self.queue)
+
+    def _put(self, item: T) -> None:
+        self.queue.append(item)
+
+    def _get(self) -> T:
+        return self.queue.popleft()  # type: ignore[no-any-return]
+
+
+class PriorityQueue(Queue[T]):
+    """A cancellable ``queue.PriorityQueue``: lowest entry first."""
+
+    __module__ = "threadpatch"
+
+    def _init(self, maxsize: int) -> None:
+        self.queue = []
+
+    def _qsize(self) -> int:
+        return len(self.queue)
+
+    def _put(self, item: T) -> None:
+        heapq.heappush(self.queue, item)
+
+    def _get(self) -> T:
+        return heapq.heappop(self.queue)  # type: ignore[no-any-return]
+
+
+class LifoQueue(Queue[T]):
+    """A cancellable ``queue.LifoQueue``: last in, first out."""
+
+    __module__ = "threadpatch"
+
+    def _init(self, maxsize: int) -> None:
+        self.queue = []
+
+    def _qsize(self) -> int:
+        return len(self.queue)
+
+    def _put(self, item: T) -> None:
+        self.queue.append(item)
+
+    def _get(self) -> T:
+        return self.queue.pop()  # type: ignore[no-any-return]
+
+
+class SimpleQueue(Generic[T]):
+    """A cancellable ``queue.SimpleQueue``: unbounded FIFO, re-entrant ``put``."""
+
+    __module__ = "threadpatch"
+    __slots__ = ("__weakref__", "_queue", "_waiters")
+
+    def __init__(self) -> None:
+        self._queue: deque[T] = deque()
+        self._waiters: deque[Any] = deque()
+
+    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``item``; never blocks (``block`` and ``timeout`` are ignored)."""
+        self._queue.append(item)
+        if self._waiters:
+            try:
+                waiter = self._waiters.popleft()
+            except IndexError:
+                return
+            waiter.unpark()
+
+    def put_nowait(self, item: T) -> None:
+        """``put(item, block=False)``."""
+        self.put(item, False)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
+        """Remove and return an item, waiting for one if the queue is empty.
+
+        Raises:
+            Empty: non-blocking, or the timeout passed, with no item.
+            ValueError: a negative timeout.
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            No item is taken.
+        """
+        if timeout is None or not block:
+            try:
+                return self._queue.popleft()
+            except IndexError:
+                if not block:
+                    raise Empty from None
+            deadline = None
+        else:
+            if timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            deadline = _monotonic() + timeout
+        return self._get_slow(deadline)
+
+    def _get_slow(self, deadline: float | None) -> T:
+        queue, waiters = self._queue, self._waiters
+        waiter = waiter_for_current_thread()
+        while True:
+            waiters.append(waiter)
+            try:
+                item = queue.popleft()
+            except IndexError:
+                pass
+            else:
+                self._leave(waiter, passing_on=True)
+                return item
+            if deadline is None:
+                remaining = None
+            else:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    self._leave(waiter, passing_on=True)
+                    raise Empty
+            try:
+                waiter.park(remaining)
+            except BaseException:
+                self._leave(waiter, passing_on=True)
+                raise
+            self._leave(waiter, passing_on=False)
+
+    def _leave(self, waiter: Any, passing_on: bool) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            # A put woke us.  If we leave without its item, wake someone else.
+            if passing_on and self._queue and self._waiters:
+                with contextlib.suppress(IndexError):
+                    self._waiters.popleft().unpark()
+
+    def get_nowait(self) -> T:
+        """``get(block=False)``."""
+        return self.get(False)
+
+    def empty(self) -> bool:
+        """True if the queue is empty (approximately)."""
+        return not self._queue
+
+    def qsize(self) -> int:
+        """The approximate number of items."""
+        return len(self._queue)
+
+    def statistics(self) -> SimpleQueueStatistics:
+        """A snapshot: ``qsize`` and the number of ``waiting`` getters."""
+        return SimpleQueueStatistics(len(self._queue), len(self._waiters))

@@ -1,0 +1,832 @@
+"""Cancellable Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event and Barrier.
+
+Drop-in replacements for the ``threading`` classes: same signatures, return
+values, exceptions and reprs, but every wait is a cancellation point (a
+cancelled thread, or an expired ``timeout_after`` deadline, raises
+:class:`~threadpatch.ThreadCancelled` there).
+
+How it works::
+
+    acquire()                       release()
+    ---------                       ---------
+    native.acquire(False) --ok-->   native.release()
+       | busy                       if lot.waiters:      <- a list check, no call
+       v                                lot.unpark_one() --unpark--+
+    lot.park_until(try_acquire)                                    |
+       parks on the thread's own parker  <-------------------------+
+       (cancel / deadline wake it too; then it raises, lock not held)
+
+* ``Lock`` and ``RLock`` keep a *native* lock underneath: the uncontended path
+  is one native ``acquire(False)`` plus one Python frame, and never touches the
+  hub.  Waiters register in a :class:`~threadpatch._core.ParkingLot` before
+  their last try, so a release only does extra work when someone waits, and no
+  wake-up is lost.  Releases let a running thread barge in, as native locks do,
+  so a contended lock is not a convoy.
+* ``Condition`` keeps a FIFO of ``[waiter, notified]`` entries.  ``notify``
+  marks and unparks; a waiter that is cancelled after being notified passes the
+  notification on, so ``Semaphore`` and ``Barrier`` (built on it, as in
+  ``threading``) never lose a wake-up.  The lock is re-acquired under a shield,
+  so a cancelled ``wait`` still leaves the lock held for the ``with`` block.
+* In the hub thread nothing parks: locks block natively, and condition
+  waiters wait on a private native lock, as ``threading`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from . import _core
+from ._core import _natives
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+__all__ = [
+    "Barrier",
+    "BarrierStatistics",
+    "BoundedSemaphore",
+    "BrokenBarrierError",
+    "Condition",
+    "ConditionStatistics",
+    "Event",
+    "EventStatistics",
+    "Lock",
+    "LockStatistics",
+    "RLock",
+    "RLockStatistics",
+    "Semaphore",
+    "SemaphoreStatistics",
+]
+
+T = TypeVar("T")
+
+#: The stdlib class itself, so ``except threading.BrokenBarrierError`` works.
+BrokenBarrierError = threading.BrokenBarrierError
+
+_allocate_lock = _natives.allocate_lock
+_native_rlock = _natives.RLock
+_monotonic = _natives.monotonic
+_is_hub_thread = _core.is_hub_thread
+_current_state = _core.current_state
+_shield = _core.shield
+_ParkingLot = _core.ParkingLot
+
+
+class _Waiter(Protocol):
+    def park(self, timeout: float | None = None) -> None: ...
+    def unpark(self) -> None: ...
+
+
+class _NativeWaiter:
+    """A waiter for the hub thread: a plain native lock, never interrupted."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self._lock.acquire()
+
+    def park(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            self._lock.acquire()
+        else:
+            self._lock.acquire(True, min(timeout, _natives.TIMEOUT_MAX))
+
+    def unpark(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a permit is already there
+            self._lock.release()
+
+
+def waiter_for_current_thread() -> _Waiter:
+    """What the calling thread parks on: its ThreadState, or a native waiter in the hub."""
+    if _is_hub_thread():
+        return _NativeWaiter()
+    return _current_state()
+
+
+def _validate_acquire_args(blocking: bool, timeout: float) -> None:
+    # A fresh native lock is free, so this never waits: it only raises the
+    # very errors (and messages) the native lock raises on this Python.
+    probe = _allocate_lock()
+    probe.acquire(blocking, timeout)
+
+
+# -- statistics ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockStatistics:
+    """A snapshot of a :class:`Lock`: whether it is held, how many threads wait."""
+
+    locked: bool
+    waiting: int
+
+
+@dataclass(frozen=True)
+class RLockStatistics:
+    """A snapshot of an :class:`RLock`: owner thread ident (0 if free), depth, waiters."""
+
+    locked: bool
+    owner: int
+    count: int
+    waiting: int
+
+
+@dataclass(frozen=True)
+class ConditionStatistics:
+    """A snapshot of a :class:`Condition`: the number of threads in ``wait``."""
+
+    waiting: int
+
+
+@dataclass(frozen=True)
+class SemaphoreStatistics:
+    """A snapshot of a :class:`Semaphore`: its value and the number of waiters."""
+
+    value: int
+    waiting: int
+
+
+@dataclass(frozen=True)
+class EventStatistics:
+    """A snapshot of an :class:`Event`: its flag and the number of waiters."""
+
+    is_set: bool
+    waiting: int
+
+
+@dataclass(frozen=True)
+class BarrierStatistics:
+    """A snapshot of a :class:`Barrier`."""
+
+    parties: int
+    n_waiting: int
+    broken: bool
+
+
+# -- Lock ------------------------------------------------------------------------
+
+
+class Lock:
+    """A cancellable ``threading.Lock``.
+
+    Any thread may release it.  Waiting is a cancellation point.
+    """
+
+    __module__ = "threadpatch"
+    __slots__ = ("__weakref__", "_block", "_lot", "_waiters")
+
+    def __init__(self) -> None:
+        self._block = _allocate_lock()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        state = "locked" if self._block.locked() else "unlocked"
+        return f"<{state} {cls.__module__}.{cls.__qualname__} object at {id(self):#x}>"
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, as ``threading.Lock.acquire``.
+
+        Args:
+            blocking: wait for the lock if it is held.
+            timeout: with ``blocking``, wait at most this many seconds (-1: forever).
+
+        Returns:
+            True if the lock was acquired, False if not (non-blocking or timeout).
+
+        Raises:
+            ValueError: a timeout with ``blocking=False``, or a negative timeout.
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            If cancelled while waiting, the lock is not held.  A free lock is
+            still acquired by a cancelled thread: that does not block.
+        """
+        # Any ``blocking`` is valid with the default timeout, so the one
+        # comparison is the whole argument check of the fast path.
+        if timeout == -1 and self._block.acquire(False):
+            return True
+        return self._acquire_slow(blocking, timeout)
+
+    def _acquire_slow(self, blocking: bool, timeout: float) -> bool:
+        _validate_acquire_args(blocking, timeout)
+        block = self._block
+        if block.acquire(False):
+            return True
+        if not blocking:
+            return False
+        if _is_hub_thread():
+            return bool(block.acquire(True, timeout))
+        seconds = None if timeout == -1 else float(timeout)
+        return self._lot.park_until(lambda: bool(block.acquire(False)), seconds)
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        """Release the lock (any thread may); RuntimeError if it is not locked."""
+        self._block.release()
+        if self._waiters:
+            self._lot.unpark_one()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._block.release()
+        if self._waiters:
+            self._lot.unpark_one()
+
+    def locked(self) -> bool:
+        """True if the lock is held."""
+        return self._block.locked()
+
+    def _at_fork_reinit(self) -> None:
+        # In a forked child only the forking thread survives: start afresh.
+        self._block = _allocate_lock()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+    def statistics(self) -> LockStatistics:
+        """A snapshot: ``locked`` and the number of ``waiting`` threads."""
+        return LockStatistics(self._block.locked(), len(self._waiters))
+
+
+# -- RLock -----------------------------------------------------------------------
+
+_OWNER_COUNT = re.compile(r"owner=(\d+) count=(\d+)")
+
+
+class RLock:
+    """A cancellable ``threading.RLock`` (re-entrant; only the owner may release).
+
+    Also provides ``_is_owned``, ``_release_save``, ``_acquire_restore`` and
+    ``_recursion_count`` so that ``threading.Condition`` works with it.
+    """
+
+    __module__ = "threadpatch"
+    __slots__ = ("__weakref__", "_block", "_lot", "_waiters")
+
+    def __init__(self) -> None:
+        self._block: Any = _native_rlock()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+    def _owner_count(self) -> tuple[int, int]:
+        # The native RLock keeps owner and depth to itself, except in its repr.
+        match = _OWNER_COUNT.search(repr(self._block))
+        return (int(match[1]), int(match[2])) if match else (0, 0)
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        owner, count = self._owner_count()
+        state = "locked" if count else "unlocked"
+        return (
+            f"<{state} {cls.__module__}.{cls.__qualname__} object owner={owner} "
+            f"count={count} at {id(self):#x}>"
+        )
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, or add a level if the calling thread owns it.
+
+        Same arguments, return value and errors as :meth:`Lock.acquire`.
+
+        Cancellation:
+            If cancelled while waiting, the lock is not held.
+        """
+        if timeout == -1 and self._block.acquire(False):
+            return True
+        return self._acquire_slow(blocking, timeout)
+
+    def _acquire_slow(self, blocking: bool, timeout: float) -> bool:
+        _validate_acquire_args(blocking, timeout)
+        block = self._block
+        if block.acquire(False):
+            return True
+        if not blocking:
+            return False
+        if _is_hub_thread():
+            return bool(block.acquire(True, timeout))
+        seconds = None if timeout == -1 else float(timeout)
+        return self._lot.park_until(lambda: bool(block.acquire(False)), seconds)
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        """Drop one level; RuntimeError if the calling thread does not own the lock."""
+        block = self._block
+        block.release()
+        if self._waiters and not block._is_owned():
+            self._lot.unpark_one()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        block = self._block
+        block.release()
+        if self._waiters and not block._is_owned():
+            self._lot.unpark_one()
+
+    def _is_owned(self) -> bool:
+        return bool(self._block._is_owned())
+
+    def _recursion_count(self) -> int:
+        return int(self._block._recursion_count())
+
+    def _release_save(self) -> tuple[int, int]:
+        state: tuple[int, int] = self._block._release_save()
+        if self._waiters:
+            self._lot.unpark_one()
+        return state
+
+    def _acquire_restore(self, state: tuple[int, int]) -> None:
+        # Used by Condition.wait on the way out: it must end with the lock
+        # held even if the thread is cancelled meanwhile, hence the shield.
+        count = state[0]
+        block = self._block
+        if not block.acquire(False):
+            if _is_hub_thread():
+                block.acquire()
+            else:
+                with _shield():
+                    self._lot.park_until(lambda: block.acquire(False))
+        for _ in range(count - 1):
+            block.acquire(False)
+
+    def _at_fork_reinit(self) -> None:
+        self._block = _native_rlock()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+    def statistics(self) -> RLockStatistics:
+        """A snapshot: ``locked``, ``owner`` ident, recursion ``count``, ``waiting``."""
+        owner, count = self._owner_count()
+        return RLockStatistics(bool(count), owner, count, len(self._waiters))
+
+
+# -- Condition -------------------------------------------------------------------
+
+
+class Condition:
+    """A cancellable ``threading.Condition``.
+
+    Works with this module's locks, with native locks and with ``threading``'s.
+    """
+
+    __module__ = "threadpatch"
+
+    def __init__(self, lock: Any = None) -> None:
+        if lock is None:
+            lock = RLock()
+        self._lock = lock
+        self.acquire: Callable[..., bool] = lock.acquire
+        self.release: Callable[[], None] = lock.release
+        # The private protocol of RLocks, with threading's fallbacks for others.
+        self._is_owned: Callable[[], bool] = getattr(lock, "_is_owned", self._probe_owned)
+        self._release_save: Callable[[], Any] = getattr(
+            lock, "_release_save", self._plain_release_save
+        )
+        self._acquire_restore: Callable[[Any], None] = getattr(
+            lock, "_acquire_restore", self._plain_acquire_restore
+        )
+        # A native probe to re-take one of our plain Locks without a shield.
+        self._try_reacquire: Callable[[bool], bool] | None = None
+        if type(lock) is Lock:
+            self._is_owned = lock._block.locked
+            self._try_reacquire = lock._block.acquire
+        self._waiters: deque[list[Any]] = deque()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+        self._waiters.clear()
+        if type(self._lock) is Lock:
+            self._is_owned = self._lock._block.locked
+            self._try_reacquire = self._lock._block.acquire
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *args: object) -> Any:
+        return self._lock.__exit__(*args)
+
+    def __repr__(self) -> str:
+        return f"<Condition({self._lock}, {len(self._waiters)})>"
+
+    # Fallbacks for locks without the private protocol (as threading does).
+    def _plain_release_save(self) -> None:
+        self._lock.release()
+
+    def _plain_acquire_restore(self, state: object) -> None:
+        self._lock.acquire()
+
+    def _probe_owned(self) -> bool:
+        if self._lock.acquire(False):
+            self._lock.release()
+            return False
+        return True
+
+    def _reacquire(self, saved: Any, hub: bool) -> None:
+        try_reacquire = self._try_reacquire
+        if try_reacquire is not None and try_reacquire(False):
+            return
+        if hub:
+            self._acquire_restore(saved)
+            return
+        with _shield():
+            self._acquire_restore(saved)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock, wait for a notify (or the timeout), re-acquire the lock.
+
+        Returns:
+            True if notified, False if the timeout passed.
+
+        Raises:
+            RuntimeError: the lock is not held.
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            The lock is re-acquired before the exception propagates (so a
+            ``with cond:`` block exits cleanly); a notification this waiter
+            received is passed on to the next waiter.
+        """
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        hub = _is_hub_thread()
+        waiter = _NativeWaiter() if hub else _current_state()
+        entry: list[Any] = [waiter, False]
+        self._waiters.append(entry)
+        saved = self._release_save()
+        try:
+            if timeout is None:
+                while not entry[1]:
+                    waiter.park()
+            elif timeout > 0:
+                deadline = _monotonic() + timeout
+                while not entry[1]:
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        break
+                    waiter.park(remaining)
+        except BaseException:
+            self._reacquire(saved, hub)
+            if entry[1]:
+                self._notify(1)
+            else:
+                self._forget(entry)
+            raise
+        self._reacquire(saved, hub)
+        # Under the lock again: ``entry[1]`` cannot change any more.
+        if entry[1]:
+            return True
+        self._forget(entry)
+        return False
+
+    def _forget(self, entry: list[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(entry)
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
+        """Wait until ``predicate()`` is true; return its last value.
+
+        Cancellation:
+            As :meth:`wait`: the lock is held again when the exception propagates.
+        """
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = _monotonic() + waittime
+                else:
+                    waittime = endtime - _monotonic()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiters; RuntimeError if the lock is not held."""
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        self._notify(n)
+
+    def _notify(self, n: int) -> None:
+        waiters = self._waiters
+        while waiters and n > 0:
+            entry = waiters.popleft()
+            entry[1] = True
+            entry[0].unpark()
+            n -= 1
+
+    def notify_all(self) -> None:
+        """Wake every waiter; RuntimeError if the lock is not held."""
+        self.notify(len(self._waiters))
+
+    def statistics(self) -> ConditionStatistics:
+        """A snapshot: the number of ``waiting`` threads."""
+        return ConditionStatistics(len(self._waiters))
+
+
+# -- Semaphores ------------------------------------------------------------------
+
+
+class Semaphore:
+    """A cancellable ``threading.Semaphore``."""
+
+    __module__ = "threadpatch"
+
+    def __init__(self, value: int = 1) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._cond = Condition(Lock())
+        self._value = value
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        return f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}: value={self._value}>"
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Decrement the counter, waiting while it is zero.
+
+        Returns:
+            True if decremented; False if non-blocking or the timeout passed.
+
+        Raises:
+            ValueError: a timeout with ``blocking=False``.
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            The counter is unchanged, and a release meant for this waiter
+            goes to the next one.
+        """
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        rc = False
+        endtime = None
+        with self._cond:
+            while self._value == 0:
+                if not blocking:
+                    break
+                if timeout is not None:
+                    if endtime is None:
+                        endtime = _monotonic() + timeout
+                    else:
+                        timeout = endtime - _monotonic()
+                        if timeout <= 0:
+                            break
+                self._cond.wait(timeout)
+            else:
+                self._value -= 1
+                rc = True
+        return rc
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        """Increment the counter by ``n`` and wake up to ``n`` waiters."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        with self._cond:
+            self._value += n
+            self._cond.notify(n)
+
+    def __exit__(self, t: object, v: object, tb: object) -> None:
+        self.release()
+
+    def statistics(self) -> SemaphoreStatistics:
+        """A snapshot: ``value`` and the number of ``waiting`` threads."""
+        return SemaphoreStatistics(self._value, len(self._cond._waiters))
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore whose ``release`` may not raise the value above the initial one."""
+
+    __module__ = "threadpatch"
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(value)
+        self._initial_value = value
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        return (
+            f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}:"
+            f" value={self._value}/{self._initial_value}>"
+        )
+
+    def release(self, n: int = 1) -> None:
+        """As :meth:`Semaphore.release`; ValueError if released too many times."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        with self._cond:
+            if self._value + n > self._initial_value:
+                raise ValueError("Semaphore released too many times")
+            self._value += n
+            self._cond.notify(n)
+
+
+# -- Event -----------------------------------------------------------------------
+
+
+class Event:
+    """A cancellable ``threading.Event``."""
+
+    __module__ = "threadpatch"
+
+    def __init__(self) -> None:
+        self._cond = Condition(Lock())
+        self._flag: bool = False
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        status = "set" if self._flag else "unset"
+        return f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}: {status}>"
+
+    def _at_fork_reinit(self) -> None:
+        self._cond._at_fork_reinit()
+
+    def is_set(self) -> bool:
+        """True once :meth:`set` has been called (and not :meth:`clear` since)."""
+        return self._flag
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        """Reset the flag."""
+        with self._cond:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the flag is set; return it (False if the timeout passed).
+
+        Cancellation:
+            The wait ends; the event is not affected.
+        """
+        if self._flag:
+            return True
+        with self._cond:
+            signaled: bool = self._flag
+            if not signaled:
+                signaled = self._cond.wait(timeout)
+            return signaled
+
+    def statistics(self) -> EventStatistics:
+        """A snapshot: ``is_set`` and the number of ``waiting`` threads."""
+        return EventStatistics(self._flag, len(self._cond._waiters))
+
+
+# -- Barrier ---------------------------------------------------------------------
+
+
+class Barrier:
+    """A cancellable ``threading.Barrier``.
+
+    A party cancelled in :meth:`wait` breaks the barrier, as :meth:`abort`
+    would: the other parties raise ``BrokenBarrierError``.
+    """
+
+    __module__ = "threadpatch"
+
+    def __init__(
+        self,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        if parties < 1:
+            raise ValueError("parties must be > 0")
+        self._cond = Condition(Lock())
+        self._action = action
+        self._timeout = timeout
+        self._parties = parties
+        self._state = 0  # 0 filling, 1 draining, -1 resetting, -2 broken
+        self._count = 0
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        if self.broken:
+            return f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}: broken>"
+        return (
+            f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}:"
+            f" waiters={self.n_waiting}/{self.parties}>"
+        )
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait until ``parties`` threads have called it; return this party's index.
+
+        Raises:
+            BrokenBarrierError: the barrier is or became broken (abort, reset,
+                timeout, failed action, cancelled party).
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            The barrier breaks, as if :meth:`abort` had been called.
+        """
+        if timeout is None:
+            timeout = self._timeout
+        with self._cond:
+            self._enter()
+            index = self._count
+            self._count += 1
+            try:
+                if index + 1 == self._parties:
+                    self._release()
+                else:
+                    self._wait(timeout)
+                return index
+            finally:
+                self._count -= 1
+                self._exit()
+
+    def _enter(self) -> None:
+        while self._state in (-1, 1):
+            self._cond.wait()
+        if self._state < 0:
+            raise BrokenBarrierError
+        assert self._state == 0
+
+    def _release(self) -> None:
+        try:
+            if self._action:
+                self._action()
+            self._state = 1
+            self._cond.notify_all()
+        except BaseException:
+            self._break()
+            raise
+
+    def _wait(self, timeout: float | None) -> None:
+        try:
+            passed = self._cond.wait_for(lambda: self._state != 0, timeout)
+        except BaseException:
+            if self._state == 0:  # cancelled before the barrier tripped
+                self._break()
+            raise
+        if not passed:
+            self._break()
+            raise BrokenBarrierError
+        if self._state < 0:
+            raise BrokenBarrierError
+        assert self._state == 1
+
+    def _exit(self) -> None:
+        if self._count == 0 and self._state in (-1, 1):
+            self._state = 0
+            self._cond.notify_all()
+
+    def reset(self) -> None:
+        """Return to the initial state; current waiters get ``BrokenBarrierError``."""
+        with self._cond:
+            if self._count > 0:
+                if self._state in (0, -2):
+                    self._state = -1
+            else:
+                self._state = 0
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """Break the barrier: current and future waiters get ``BrokenBarrierError``."""
+        with self._cond:
+            self._break()
+
+    def _break(self) -> None:
+        self._state = -2
+        self._cond.notify_all()
+
+    @property
+    def parties(self) -> int:
+        """The number of threads needed to trip the barrier."""
+        return self._parties
+
+    @property
+    def n_waiting(self) -> int:
+        """The number of threads waiting now."""
+        return self._count if self._state == 0 else 0
+
+    @property
+    def broken(self) -> bool:
+        """True if the barrier is broken."""
+        return self._state == -2
+
+    def statistics(self) -> BarrierStatistics:
+        """A snapshot: ``parties``, ``n_waiting`` and ``broken``."""
+        return BarrierStatistics(self._parties, self.n_waiting, self.broken)

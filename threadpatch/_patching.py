@@ -279,10 +279,18 @@ def patch_all(**flags: bool) -> None:
     selected = _select(flags, True)
     try:
         with _lock:
-            for flag in selected:
-                if flag not in _global:
-                    _acquire(flag)
-                    _global.append(flag)
+            added: list[str] = []
+            try:
+                for flag in selected:
+                    if flag not in _global:
+                        _acquire(flag)
+                        _global.append(flag)
+                        added.append(flag)
+            except BaseException:
+                for flag in reversed(added):  # all or nothing
+                    _global.remove(flag)
+                    _release(flag)
+                raise
     finally:
         _flush_warnings()
 

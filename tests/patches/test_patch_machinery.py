@@ -283,3 +283,18 @@ def test_patch_from_a_non_main_thread_then_unpatch_from_main(fake_set: types.Mod
     assert fake_set.func is _ours_func
     threadpatch.unpatch_all()
     assert fake_set.func is original_func
+
+
+def test_patch_all_is_all_or_nothing(
+    fake_set: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    native_sleep = time.sleep
+    monkeypatch.setattr(
+        sys.modules["threadpatch.patches.fake"], "CLASS_REPLACEMENTS", {"NoSuchClass": {"x": 1}}
+    )
+    with pytest.raises(AttributeError):
+        threadpatch.patch_all(**{**ONLY_FAKE, "time": True}, fake=True)
+    assert time.sleep is native_sleep  # the set applied before the failing one is undone
+    assert not threadpatch.is_patched()

@@ -1,0 +1,549 @@
+"""Lock, RLock, Condition, Semaphore, Event and Barrier: stdlib behaviour plus cancellation."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+import threadpatch
+from threadpatch import (
+    Barrier,
+    BoundedSemaphore,
+    BrokenBarrierError,
+    Condition,
+    Event,
+    Lock,
+    RLock,
+    Semaphore,
+    ThreadCancelled,
+    ThreadError,
+    ThreadTimeout,
+    spawn,
+    timeout_after,
+)
+from threadpatch import _core
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+LOCKS = [Lock, RLock]
+
+
+def _wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll a state (not a timing) until it holds; fail after ``timeout``."""
+    deadline = _core._natives.monotonic() + timeout
+    while not predicate():
+        assert _core._natives.monotonic() < deadline, "state never reached"
+        _core._natives.sleep(0.0005)
+
+
+def _cancelled(t: threadpatch.Thread[object]) -> bool:
+    t.cancel(timeout=5)
+    return t.cancelled
+
+
+# -- stdlib surface --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locktype", LOCKS)
+def test_argument_validation_before_fast_path(locktype: Callable[[], Lock]) -> None:
+    lock = locktype()
+    with pytest.raises(ValueError, match="non-blocking"):
+        lock.acquire(False, 1)
+    with pytest.raises(ValueError):
+        lock.acquire(True, -5)
+    with pytest.raises(TypeError):
+        lock.acquire(True, "x")  # type: ignore[arg-type]
+    assert not lock._block.locked() if isinstance(lock, Lock) else not lock._is_owned()
+
+
+def test_lock_surface_and_repr() -> None:
+    lock = Lock()
+    assert repr(lock).startswith("<unlocked threadpatch.Lock object at 0x")
+    assert lock.acquire() is True
+    assert lock.locked()
+    assert repr(lock).startswith("<locked threadpatch.Lock object at 0x")
+    assert lock.acquire(False) is False
+    assert lock.acquire(timeout=0) is False
+    assert lock.statistics() == threadpatch._sync.LockStatistics(locked=True, waiting=0)
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    with lock:
+        assert lock.locked()
+    assert not lock.locked()
+
+
+def test_rlock_surface_and_repr() -> None:
+    lock = RLock()
+    with lock, lock:
+        assert lock._recursion_count() == 2
+        assert "count=2" in repr(lock)
+        assert repr(lock).startswith("<locked threadpatch.RLock object owner=")
+        stats = lock.statistics()
+        assert (stats.locked, stats.count, stats.owner) == (True, 2, threading.get_ident())
+    assert repr(lock).startswith("<unlocked threadpatch.RLock object owner=0 count=0")
+    with pytest.raises(RuntimeError):
+        lock.release()
+
+
+def test_reprs_name_threadpatch() -> None:
+    assert repr(Event()).startswith("<threadpatch.Event at 0x")
+    assert repr(Semaphore(2)).endswith(": value=2>")
+    assert repr(BoundedSemaphore(3)).endswith(": value=3/3>")
+    assert repr(Barrier(2)).endswith(": waiters=0/2>")
+    assert BrokenBarrierError is threading.BrokenBarrierError
+
+
+def test_lock_release_from_another_thread() -> None:
+    lock = Lock()
+    lock.acquire()
+    spawn(lock.release).join(timeout=5)
+    assert not lock.locked()
+
+
+def test_stdlib_condition_works_with_our_rlock_and_lock() -> None:
+    for lock in (RLock(), Lock()):
+        cond = threading.Condition(lock)
+        seen = []
+
+        def waiter(cond: threading.Condition = cond) -> None:
+            with cond:
+                seen.append(cond.wait(timeout=10))
+
+        t = spawn(waiter)
+        _wait_until(lambda cond=cond: cond._waiters)  # type: ignore[misc]
+        with cond:
+            cond.notify()
+        t.join(timeout=5)
+        assert seen == [True]
+
+
+# -- fast path ---------------------------------------------------------------------
+
+
+def test_fast_paths_never_park(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object) -> None:
+        raise AssertionError("the fast path parked")
+
+    monkeypatch.setattr(_core.ThreadState, "park", boom)
+    monkeypatch.setattr(_core.ParkingLot, "park_until", boom)
+    for lock in (Lock(), RLock()):
+        assert lock.acquire()
+        lock.release()
+        with lock:
+            pass
+    ev = Event()
+    ev.set()
+    assert ev.wait()
+    sem = Semaphore(1)
+    with sem:
+        pass
+
+
+# -- locks and cancellation ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("locktype", LOCKS)
+def test_cancel_during_acquire(
+    locktype: Callable[[], Lock], wait_all_threads_blocked: Callable[..., None]
+) -> None:
+    lock = locktype()
+    with lock:
+        t = spawn(lock.acquire)
+        wait_all_threads_blocked(expected=1)
+        assert lock.statistics().waiting == 1
+        assert _cancelled(t)
+        assert lock.statistics().waiting == 0
+    # The cancelled waiter does not hold the lock.
+    assert spawn(lambda: lock.acquire(False)).join(timeout=5) is True
+
+
+@pytest.mark.parametrize("locktype", LOCKS)
+def test_cancel_before_acquire(locktype: Callable[[], Lock]) -> None:
+    lock, held = locktype(), locktype()
+    held_by_other = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with held:
+            held_by_other.set()
+            release.wait(10)
+
+    h = spawn(holder)
+    held_by_other.wait(10)
+    results: list[object] = []
+
+    def body() -> None:
+        threadpatch.current().cancel()  # only recorded: raised at a blocking point
+        results.append(lock.acquire())  # free: completes without blocking
+        lock.release()
+        try:
+            held.acquire()
+        except ThreadCancelled:
+            results.append("cancelled")
+
+    spawn(body).join(timeout=5)
+    release.set()
+    h.join(timeout=5)
+    assert results == [True, "cancelled"]
+
+
+def test_cancel_after_acquire_is_a_noop() -> None:
+    lock = Lock()
+    t = spawn(lock.acquire)
+    assert t.join(timeout=5) is True
+    assert t.cancel() is True and not t.cancelled
+    assert lock.locked()
+
+
+def test_cancel_holder_releases_in_with(wait_all_threads_blocked: Callable[..., None]) -> None:
+    lock, never = Lock(), Event()
+
+    def holder() -> None:
+        with lock:
+            never.wait()
+
+    t = spawn(holder)
+    wait_all_threads_blocked(expected=1)
+    assert lock.locked()
+    assert _cancelled(t)
+    assert not lock.locked()
+
+
+@pytest.mark.parametrize("locktype", LOCKS)
+def test_deadline_on_acquire(locktype: Callable[[], Lock]) -> None:
+    lock, held, done = locktype(), Event(), Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            done.wait(10)
+
+    h = spawn(holder)
+    held.wait(5)
+
+    def body() -> bool:
+        with timeout_after(0.05):
+            return lock.acquire()
+
+    with pytest.raises(ThreadError) as info:
+        spawn(body).join(timeout=5)
+    assert isinstance(info.value.__cause__, ThreadTimeout)
+    assert lock.statistics().waiting == 0
+    done.set()
+    h.join(timeout=5)
+
+
+def test_acquire_timeout_returns_false() -> None:
+    lock = Lock()
+    lock.acquire()
+    assert spawn(lambda: lock.acquire(timeout=0.01)).join(timeout=5) is False
+    assert lock.statistics().waiting == 0
+
+
+def test_cancel_plain_threading_thread_waiting_on_lock(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    lock, outcome = Lock(), []
+
+    def body() -> None:
+        try:
+            lock.acquire()
+        except ThreadCancelled:
+            outcome.append("cancelled")
+
+    with lock:
+        t = threading.Thread(target=body)
+        t.start()
+        wait_all_threads_blocked(expected=1)
+        assert threadpatch.cancel(t, timeout=5)
+    t.join(5)
+    assert outcome == ["cancelled"]
+
+
+def test_main_thread_and_spawned_threads_share_a_lock() -> None:
+    lock, counter = Lock(), [0]
+
+    def work() -> None:
+        for _ in range(2000):
+            with lock:
+                counter[0] += 1
+
+    threads = [spawn(work) for _ in range(3)]
+    plain = threading.Thread(target=work)
+    plain.start()
+    work()
+    for t in threads:
+        t.join(timeout=10)
+    plain.join(10)
+    assert counter[0] == 5 * 2000
+
+
+def test_hub_thread_blocks_natively() -> None:
+    lock, cond, done = Lock(), Condition(), Event()
+    results: list[object] = []
+    lock.acquire()
+
+    def in_hub() -> None:
+        assert _core.is_hub_thread()
+        results.append(lock.acquire(timeout=0.01))
+        with cond:
+            results.append(cond.wait(0.01))
+        done.set()
+
+    hub = _core.get_hub()
+    hub.call_at(_core._natives.monotonic(), in_hub)
+    assert done.wait(10)
+    assert results == [False, False]
+
+
+# -- Condition ---------------------------------------------------------------------
+
+
+def test_cancelled_condition_wait_reacquires_lock(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    for lock in (Lock(), RLock(), threading.Lock()):
+        cond, seen = Condition(lock), []
+
+        def waiter(cond: Condition = cond) -> None:
+            with cond:
+                try:
+                    cond.wait()
+                except ThreadCancelled:
+                    seen.append(cond._is_owned())
+                    raise
+
+        t = spawn(waiter)
+        _wait_until(lambda cond=cond: cond.statistics().waiting == 1)  # type: ignore[misc]
+        wait_all_threads_blocked(expected=1)
+        with cond:
+            # It cannot re-acquire while we hold the lock: cancel, then let go.
+            t.cancel(blocking=False)
+            assert cond.statistics().waiting <= 1
+        assert t.wait(5) and t.cancelled
+        assert seen == [True]
+        assert cond.acquire(False)  # nobody kept the lock
+        cond.release()
+        assert cond.statistics().waiting == 0
+
+
+def test_notified_then_cancelled_passes_the_notification_on(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    cond, got = Condition(Lock()), []
+
+    def waiter(name: str) -> None:
+        with cond:
+            if cond.wait(timeout=10):
+                got.append(name)
+
+    first = spawn(waiter, "first")
+    wait_all_threads_blocked(expected=1)
+    second = spawn(waiter, "second")
+    wait_all_threads_blocked(expected=2)
+    with cond:
+        # "first" is cancelled, but cannot leave wait() while we hold the lock,
+        # so the notification still goes to its entry: it must pass it on.
+        first.cancel(blocking=False)
+        cond.notify(1)
+    assert first.wait(5) and first.cancelled
+    second.join(timeout=5)
+    assert got == ["second"]
+
+
+def test_condition_notify_n_and_wait_for(wait_all_threads_blocked: Callable[..., None]) -> None:
+    cond, state, woken = Condition(), {"go": False}, []
+
+    def waiter(i: int) -> None:
+        with cond:
+            woken.append(cond.wait_for(lambda: state["go"], timeout=10))
+
+    threads = [spawn(waiter, i) for i in range(3)]
+    wait_all_threads_blocked(expected=3)
+    assert cond.statistics().waiting == 3
+    with cond:
+        state["go"] = True
+        cond.notify(2)
+    wait_all_threads_blocked(expected=1)
+    with cond:
+        cond.notify_all()
+    for t in threads:
+        t.join(timeout=5)
+    assert woken == [True, True, True]
+    with pytest.raises(RuntimeError):
+        cond.notify()
+    with pytest.raises(RuntimeError):
+        cond.wait()
+
+
+def test_wait_for_deadline(wait_all_threads_blocked: Callable[..., None]) -> None:
+    cond = Condition()
+
+    def body() -> None:
+        with cond, timeout_after(0.05):
+            cond.wait_for(lambda: False)
+
+    with pytest.raises(ThreadError) as info:
+        spawn(body).join(timeout=5)
+    assert isinstance(info.value.__cause__, ThreadTimeout)
+    assert cond.acquire(False)
+    cond.release()
+
+
+# -- Semaphore ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("semtype", [Semaphore, BoundedSemaphore])
+def test_semaphore_counts_stay_exact_under_cancellation(
+    semtype: type[Semaphore], wait_all_threads_blocked: Callable[..., None]
+) -> None:
+    sem = semtype(1)
+    sem.acquire()
+    got = []
+
+    def waiter(name: str) -> None:
+        with sem:
+            got.append(name)
+
+    a = spawn(waiter, "a")
+    wait_all_threads_blocked(expected=1)
+    b = spawn(waiter, "b")
+    wait_all_threads_blocked(expected=2)
+    assert sem.statistics() == threadpatch._sync.SemaphoreStatistics(value=0, waiting=2)
+    assert _cancelled(a)
+    assert sem.statistics().value == 0
+    sem.release()
+    b.join(timeout=5)
+    assert got == ["b"]
+    assert sem.statistics().value == 1
+
+
+def test_semaphore_release_to_cancelled_waiter_is_passed_on(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    sem, got = Semaphore(0), []
+    a = spawn(lambda: got.append(sem.acquire(timeout=10)))
+    wait_all_threads_blocked(expected=1)
+    b = spawn(lambda: got.append(sem.acquire(timeout=10)))
+    wait_all_threads_blocked(expected=2)
+    with sem._cond:  # cancel "a", then release to it before it can leave
+        a.cancel(blocking=False)
+        sem._value += 1
+        sem._cond.notify(1)
+    assert a.wait(5) and a.cancelled
+    b.join(timeout=5)
+    assert got == [True]
+    assert sem._value == 0
+
+
+def test_semaphore_arguments() -> None:
+    with pytest.raises(ValueError):
+        Semaphore(-1)
+    sem = BoundedSemaphore(1)
+    with pytest.raises(ValueError):
+        sem.acquire(False, 1)
+    with pytest.raises(ValueError):
+        sem.release()
+    with pytest.raises(ValueError):
+        sem.release(0)
+
+
+# -- Event -------------------------------------------------------------------------
+
+
+def test_event_cancel_before_during_after(wait_all_threads_blocked: Callable[..., None]) -> None:
+    ev = Event()
+    t = spawn(ev.wait)
+    wait_all_threads_blocked(expected=1)
+    assert ev.statistics() == threadpatch._sync.EventStatistics(is_set=False, waiting=1)
+    assert _cancelled(t)  # during
+    assert ev.statistics().waiting == 0
+
+    def before() -> bool:
+        threadpatch.current().cancel()
+        return ev.wait()
+
+    t = spawn(before)
+    assert t.wait(5) and t.cancelled
+    ev.set()
+    t = spawn(ev.wait)
+    assert t.join(timeout=5) is True
+    assert t.cancel() and not t.cancelled  # after: no-op
+    assert ev.wait(0) is True
+
+
+def test_event_deadline_and_timeout() -> None:
+    ev = Event()
+    assert ev.wait(0.01) is False
+    with pytest.raises(ThreadTimeout), timeout_after(0.02):
+        ev.wait()
+
+
+def test_event_set_wakes_everyone(wait_all_threads_blocked: Callable[..., None]) -> None:
+    ev = Event()
+    threads = [spawn(ev.wait, 10) for _ in range(4)]
+    wait_all_threads_blocked(expected=4)
+    ev.set()
+    assert [t.join(timeout=5) for t in threads] == [True] * 4
+    ev.clear()
+    assert not ev.is_set()
+
+
+# -- Barrier -----------------------------------------------------------------------
+
+
+def test_cancelled_party_breaks_the_barrier(wait_all_threads_blocked: Callable[..., None]) -> None:
+    barrier = Barrier(3)
+    outcome: list[str] = []
+
+    def party() -> None:
+        try:
+            barrier.wait()
+        except BrokenBarrierError:
+            outcome.append("broken")
+
+    a = spawn(party)
+    b = spawn(barrier.wait)
+    wait_all_threads_blocked(expected=2)
+    assert barrier.statistics() == threadpatch._sync.BarrierStatistics(3, 2, False)
+    assert _cancelled(b)
+    a.join(timeout=5)
+    assert outcome == ["broken"]
+    assert barrier.broken
+    barrier.reset()
+    assert not barrier.broken
+
+
+def test_barrier_trips_and_reports_indices(wait_all_threads_blocked: Callable[..., None]) -> None:
+    actions = []
+    barrier = Barrier(3, action=lambda: actions.append(1))
+    threads = [spawn(barrier.wait, 10) for _ in range(2)]
+    wait_all_threads_blocked(expected=2)
+    mine = barrier.wait()
+    indices = sorted([mine, *(t.join(timeout=5) for t in threads)])
+    assert indices == [0, 1, 2]
+    assert actions == [1]
+    assert barrier.parties == 3 and barrier.n_waiting == 0
+
+
+def test_barrier_deadline_breaks_it() -> None:
+    barrier = Barrier(2)
+    with pytest.raises(ThreadTimeout), timeout_after(0.02):
+        barrier.wait()
+    assert barrier.broken
+
+
+def test_at_fork_reinit_resets() -> None:
+    lock, rlock, ev = Lock(), RLock(), Event()
+    lock.acquire()
+    rlock.acquire()
+    lock._at_fork_reinit()
+    rlock._at_fork_reinit()
+    ev._at_fork_reinit()
+    assert not lock.locked()
+    assert not rlock._is_owned()
+    assert ev.wait(0) is False

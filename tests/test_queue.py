@@ -1,0 +1,325 @@
+"""Queue, LifoQueue, PriorityQueue and SimpleQueue: stdlib behaviour plus cancellation."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import threadpatch
+from threadpatch import (
+    Empty,
+    Event,
+    Full,
+    LifoQueue,
+    PriorityQueue,
+    Queue,
+    SimpleQueue,
+    ThreadCancelled,
+    ThreadError,
+    ThreadTimeout,
+    _core,
+    _queue,
+    spawn,
+    timeout_after,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+QUEUES = [Queue, LifoQueue, PriorityQueue, SimpleQueue]
+
+
+def test_exceptions_are_stdlib() -> None:
+    assert Empty is queue.Empty
+    assert Full is queue.Full
+    if sys.version_info >= (3, 13):
+        assert threadpatch.ShutDown is queue.ShutDown  # type: ignore[attr-defined]
+        assert hasattr(Queue, "shutdown")
+    else:
+        assert not hasattr(threadpatch, "ShutDown")
+        assert not hasattr(Queue, "shutdown")
+
+
+def test_orders_and_sizes() -> None:
+    for qtype, expect in ((Queue, [3, 1, 2]), (LifoQueue, [2, 1, 3]), (PriorityQueue, [1, 2, 3])):
+        q: Queue[int] = qtype(maxsize=3)
+        for item in (3, 1, 2):
+            q.put(item)
+        assert q.full()
+        assert q.qsize() == 3
+        with pytest.raises(Full):
+            q.put_nowait(9)
+        with pytest.raises(Full):
+            q.put(9, timeout=0.01)
+        assert [q.get() for _ in range(3)] == expect
+        assert q.empty()
+        with pytest.raises(Empty):
+            q.get_nowait()
+        with pytest.raises(Empty):
+            q.get(timeout=0.01)
+        with pytest.raises(ValueError, match="non-negative"):
+            q.get(timeout=-1)
+    assert Queue[int] is not None  # generic, like queue.Queue
+
+
+def test_negative_timeout_raises_even_without_waiting() -> None:
+    q: Queue[int] = Queue(maxsize=2)
+    q.put(1)
+    with pytest.raises(ValueError, match="non-negative"):
+        q.get(timeout=-1)
+    with pytest.raises(ValueError, match="non-negative"):
+        q.put(2, timeout=-1)
+    assert q.qsize() == 1
+    sq: SimpleQueue[int] = SimpleQueue()
+    sq.put(1)
+    with pytest.raises(ValueError, match="non-negative"):
+        sq.get(timeout=-1)
+
+
+def test_fast_paths_never_park(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object) -> Any:
+        raise AssertionError("the fast path parked")
+
+    monkeypatch.setattr(_queue, "waiter_for_current_thread", boom)
+    monkeypatch.setattr(_core.ThreadState, "park", boom)
+    q: Queue[int] = Queue(maxsize=2)
+    q.put(1)
+    q.put(2, timeout=1)
+    assert q.get() == 1
+    assert q.get(timeout=1) == 2
+    sq: SimpleQueue[int] = SimpleQueue()
+    sq.put(1)
+    assert sq.get() == 1
+
+
+def test_task_done_and_join(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q: Queue[int] = Queue()
+    for i in range(3):
+        q.put(i)
+    joiner = spawn(q.join)
+    wait_all_threads_blocked(expected=1)
+    assert q.statistics().joiners_waiting == 1
+    for _ in range(3):
+        q.get()
+        q.task_done()
+    joiner.join(timeout=5)
+    with pytest.raises(ValueError, match="too many"):
+        q.task_done()
+
+
+# -- cancellation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("qtype", QUEUES)
+def test_cancelled_get_loses_no_item(
+    qtype: type[Queue[int]], wait_all_threads_blocked: Callable[..., None]
+) -> None:
+    q = qtype()
+    t = spawn(q.get)
+    wait_all_threads_blocked(expected=1)
+    assert t.cancel(timeout=5)
+    assert t.cancelled
+    stats = q.statistics()
+    assert (
+        stats.getters_waiting if isinstance(stats, _queue.QueueStatistics) else stats.waiting
+    ) == 0
+    q.put(7)
+    assert q.get(timeout=1) == 7
+
+
+def test_woken_then_cancelled_getter_hands_item_on(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    q: Queue[str] = Queue()
+    first = spawn(q.get)
+    wait_all_threads_blocked(expected=1)
+    second = spawn(q.get, True, 10)
+    wait_all_threads_blocked(expected=2)
+    with q.mutex:
+        # "first" is cancelled; before it can re-take the mutex, an item
+        # arrives and its wake-up goes to "first", which must pass it on.
+        first.cancel(blocking=False)
+        q._put("item")
+        q.unfinished_tasks += 1
+        q._wake(q._getters)
+    assert first.wait(5)
+    assert first.cancelled
+    assert second.join(timeout=5) == "item"
+
+
+def test_simplequeue_woken_then_cancelled_hands_item_on(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    q: SimpleQueue[str] = SimpleQueue()
+    first = spawn(q.get)
+    wait_all_threads_blocked(expected=1)
+    second = spawn(q.get, True, 10)
+    wait_all_threads_blocked(expected=2)
+    first.cancel(blocking=False)
+    q.put("item")  # may wake "first", which is cancelled: it must pass it on
+    assert first.wait(5)
+    assert first.cancelled
+    assert second.join(timeout=5) == "item"
+
+
+def test_cancelled_put_adds_nothing(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q: Queue[int] = Queue(maxsize=1)
+    q.put(1)
+    t = spawn(q.put, 2)
+    wait_all_threads_blocked(expected=1)
+    assert q.statistics().putters_waiting == 1
+    assert t.cancel(timeout=5)
+    assert t.cancelled
+    assert q.get() == 1
+    assert q.empty()
+    assert q.unfinished_tasks == 1
+    assert q.statistics().putters_waiting == 0
+
+
+def test_blocked_put_proceeds_after_get(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q: Queue[int] = Queue(maxsize=1)
+    q.put(1)
+    t = spawn(q.put, 2)
+    wait_all_threads_blocked(expected=1)
+    assert q.get() == 1
+    t.join(timeout=5)
+    assert q.get() == 2
+
+
+def test_cancel_before_get() -> None:
+    q: Queue[int] = Queue()
+    q.put(1)
+    outcome: list[object] = []
+
+    def body() -> None:
+        threadpatch.current().cancel()
+        outcome.append(q.get())  # an item is there: no blocking, it works
+        try:
+            q.get()
+        except ThreadCancelled:
+            outcome.append("cancelled")
+
+    spawn(body).join(timeout=5)
+    assert outcome == [1, "cancelled"]
+
+
+def test_cancel_after_get_is_noop() -> None:
+    q: Queue[int] = Queue()
+    q.put(1)
+    t = spawn(q.get)
+    assert t.join(timeout=5) == 1
+    assert t.cancel()
+    assert not t.cancelled
+
+
+@pytest.mark.parametrize("qtype", QUEUES)
+def test_deadline_on_get(qtype: type[Queue[int]]) -> None:
+    q = qtype()
+
+    def body() -> int:
+        with timeout_after(0.02):
+            return q.get()
+
+    with pytest.raises(ThreadError) as info:
+        spawn(body).join(timeout=5)
+    assert isinstance(info.value.__cause__, ThreadTimeout)
+    q.put(1)
+    assert q.get_nowait() == 1
+
+
+def test_deadline_on_put_and_join() -> None:
+    q: Queue[int] = Queue(maxsize=1)
+    q.put(1)
+    with pytest.raises(ThreadTimeout), timeout_after(0.02):
+        q.put(2)
+    with pytest.raises(ThreadTimeout), timeout_after(0.02):
+        q.join()
+    assert q.qsize() == 1
+    stats = q.statistics()
+    assert (stats.putters_waiting, stats.joiners_waiting) == (0, 0)
+
+
+def test_cancel_plain_thread_in_get(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q: Queue[int] = Queue()
+    outcome = []
+
+    def body() -> None:
+        try:
+            q.get()
+        except ThreadCancelled:
+            outcome.append("cancelled")
+
+    t = threading.Thread(target=body)
+    t.start()
+    wait_all_threads_blocked(expected=1)
+    assert threadpatch.cancel(t, timeout=5)
+    t.join(5)
+    assert outcome == ["cancelled"]
+
+
+def test_hub_thread_waits_natively() -> None:
+    q: Queue[int] = Queue()
+    sq: SimpleQueue[int] = SimpleQueue()
+    done, results = Event(), []
+
+    def in_hub() -> None:
+        for get in (q.get, sq.get):
+            try:
+                get(timeout=0.01)
+            except Empty:
+                results.append("empty")
+        done.set()
+
+    _core.get_hub().call_at(_core._natives.monotonic(), in_hub)
+    assert done.wait(10)
+    assert results == ["empty", "empty"]
+
+
+def test_many_threads_mixed_kinds() -> None:
+    q: Queue[int] = Queue(maxsize=5)
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def consume() -> None:
+        while (item := q.get()) >= 0:
+            with lock:
+                got.append(item)
+
+    consumers = [spawn(consume) for _ in range(2)]
+    plain = threading.Thread(target=consume)
+    plain.start()
+    producer = threading.Thread(target=lambda: [q.put(i) for i in range(300)])
+    producer.start()
+    for i in range(300, 600):
+        q.put(i)
+    producer.join(10)
+    for _ in range(3):
+        q.put(-1)
+    for c in consumers:
+        c.join(timeout=10)
+    plain.join(10)
+    assert sorted(got) == list(range(600))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Queue.shutdown is new in 3.13")
+def test_shutdown_wakes_blocked_getters_and_putters(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    shut_down = queue.ShutDown  # type: ignore[attr-defined]
+    empty: Queue[int] = Queue()
+    full: Queue[int] = Queue(maxsize=1)
+    full.put(1)
+    getter = spawn(empty.get)
+    putter = spawn(full.put, 2)
+    wait_all_threads_blocked(expected=2)
+    empty.shutdown()
+    full.shutdown(immediate=True)
+    for t in (getter, putter):
+        assert t.wait(5)
+        assert isinstance(t.exception, shut_down)
+    assert full.empty()
+    full.join()  # immediate shutdown counted the dropped item done

@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 PTH = "threadpatch-autopatch.pth"
 
 
-class build_py_with_pth(build_py):  # noqa: N801 - setuptools command naming
+class build_py_with_pth(build_py):
     def run(self) -> None:
         super().run()
         here = os.path.dirname(os.path.abspath(__file__))

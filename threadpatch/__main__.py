@@ -6,7 +6,8 @@ it had been started with ``python script.py`` / ``python -m module``:
 are the program's own.
 
 Options (before the program): ``--no-<flag>`` leaves one patch set out
-(flags: time, threading, queue, socket, dns, select, selectors, ssl).
+(flags: time, threading, queue, socket, dns, select, selectors,
+socketserver, ssl).
 """
 
 from __future__ import annotations

@@ -35,13 +35,15 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ._core import _natives
 from .patches import TARGETS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 __all__ = [
     "FLAGS",
@@ -253,9 +255,7 @@ def _flush_warnings() -> None:
 def _select(flags: Mapping[str, object], default: bool) -> list[str]:
     for name, value in flags.items():
         if name not in _sets:
-            raise TypeError(
-                f"unknown patch flag {name!r}; the flags are {', '.join(FLAGS)}"
-            )
+            raise TypeError(f"unknown patch flag {name!r}; the flags are {', '.join(FLAGS)}")
         if not isinstance(value, bool):
             raise TypeError(f"patch flag {name}= must be True or False, got {value!r}")
     return [flag for flag in FLAGS if flags.get(flag, default)]
@@ -269,7 +269,7 @@ def patch_all(**flags: bool) -> None:
 
     Every patch set is on by default; turn one off with ``flag=False``
     (flags: ``time``, ``threading``, ``queue``, ``socket``, ``dns``,
-    ``select``, ``selectors``, ``ssl``).  Calling it again is a no-op for the
+    ``select``, ``selectors``, ``socketserver``, ``ssl``).  Calling it again is a no-op for the
     sets already on (and turns on the sets newly selected).  A module that is
     imported later is patched when it is imported.  Never starts the hub.
 
@@ -311,7 +311,7 @@ def unpatch_all() -> None:
         _flush_warnings()
 
 
-class patched:  # noqa: N801 - a context manager named like the stdlib's
+class patched:
     """``with patched(**flags):`` patches for the duration of the block.
 
     Same flags as :func:`patch_all`.  Blocks nest (also inside or around

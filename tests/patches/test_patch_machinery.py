@@ -6,14 +6,17 @@ import subprocess
 import sys
 import textwrap
 import types
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import threadpatch
 from threadpatch import _patching, patches
 from threadpatch._core import _natives
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # -- a synthetic patch set, so the mechanics are tested apart from the real tables --
 
@@ -65,13 +68,13 @@ ONLY_FAKE = {flag: False for flag in patches.TARGETS}
 
 def test_flags_and_tables_agree() -> None:
     assert threadpatch.patch_all.__name__ == "patch_all"
-    assert _patching.FLAGS == tuple(patches.TARGETS)
+    assert tuple(patches.TARGETS) == _patching.FLAGS
     for flag, target in patches.TARGETS.items():
         path = Path(patches.__file__).with_name(f"{flag}.py")
         if not path.exists():
             pytest.skip(f"patch table {flag} not written yet")
         table = _patching._load_table(flag)
-        assert table.TARGET == target
+        assert target == table.TARGET
 
 
 def test_patch_and_restore_exactly(fake_set: types.ModuleType) -> None:
@@ -237,7 +240,8 @@ def test_concurrent_patched_blocks(fake_set: types.ModuleType) -> None:
     for t in threads:
         t.join(timeout=30)
     assert len(done) == n
-    assert all(seen) and len(seen) == n * rounds
+    assert all(seen)
+    assert len(seen) == n * rounds
     assert fake_set.func is original_func
     assert _patching._sets["fake"].depth == 0
 
@@ -249,13 +253,17 @@ def test_time_patch_round_trip() -> None:
     with threadpatch.patched(**{**ONLY_FAKE, "time": True}):
         assert time.sleep is not before["sleep"]
         assert threadpatch.original("time", "sleep") is before["sleep"]
-    assert vars(time) == before and all(vars(time)[k] is v for k, v in before.items())
+    assert vars(time) == before
+    assert all(vars(time)[k] is v for k, v in before.items())
 
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

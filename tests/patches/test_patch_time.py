@@ -7,11 +7,10 @@ import fractions
 import time
 
 import pytest
+from _patch_helpers import only
 
 import threadpatch
 from threadpatch import _time
-
-from _patch_helpers import only
 
 NATIVE_SLEEP = time.sleep
 
@@ -26,8 +25,21 @@ class Index:
 
 
 BAD_VALUES = [
-    -1, -1e-12, float("nan"), float("inf"), -float("inf"), 10**20, 9.3e9, 2**63, -(2**70),
-    "x", None, 1j, decimal.Decimal(0), fractions.Fraction(0), [],
+    -1,
+    -1e-12,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    10**20,
+    9.3e9,
+    2**63,
+    -(2**70),
+    "x",
+    None,
+    1j,
+    decimal.Decimal(0),
+    fractions.Fraction(0),
+    [],
 ]
 
 
@@ -91,4 +103,5 @@ def test_sleep_in_a_plain_thread_is_cancellable(wait_all_threads_blocked: object
         threadpatch.current()  # the caller is adopted too
         wait_all_threads_blocked(expected=1)  # type: ignore[operator]
         assert threadpatch.cancel(t, timeout=5)
-    assert len(outcome) == 1 and isinstance(outcome[0], threadpatch.ThreadCancelled)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], threadpatch.ThreadCancelled)

@@ -28,5 +28,6 @@ TARGETS: dict[str, str] = {
     "dns": "socket",
     "select": "select",
     "selectors": "selectors",
+    "socketserver": "socketserver",
     "ssl": "ssl",
 }

@@ -228,7 +228,11 @@ class Lock:
         seconds = None if timeout == -1 else float(timeout)
         return self._lot.park_until(lambda: bool(block.acquire(False)), seconds)
 
-    __enter__ = acquire
+    def __enter__(self) -> bool:
+        # acquire() without the argument check: ``with`` passes none.
+        if self._block.acquire(False):
+            return True
+        return self._acquire_slow(True, -1)
 
     def release(self) -> None:
         """Release the lock (any thread may); RuntimeError if it is not locked."""
@@ -319,7 +323,10 @@ class RLock:
         seconds = None if timeout == -1 else float(timeout)
         return self._lot.park_until(lambda: bool(block.acquire(False)), seconds)
 
-    __enter__ = acquire
+    def __enter__(self) -> bool:
+        if self._block.acquire(False):
+            return True
+        return self._acquire_slow(True, -1)
 
     def release(self) -> None:
         """Drop one level; RuntimeError if the calling thread does not own the lock."""

@@ -27,7 +27,7 @@ def worker() -> None:
 
 
 with threadpatch.ThreadGroup(wait=None) as pool:
-    for i in range(3):
+    for _ in range(3):
         pool.spawn(worker)
     print("putting 10 jobs (the queue holds 4 at a time) ...")
     for n in range(10):

@@ -201,8 +201,17 @@ def select(
         (:class:`DeadlineExpired`); nothing is consumed.  Descriptors that are
         already ready are reported even in a cancelled thread.
     """
-    seconds = _select_timeout(timeout)
-    rlist, wlist, xlist = _as_list(rlist), _as_list(wlist), _as_list(xlist)
+    tt = type(timeout)
+    if (tt is float or tt is int) and 0 <= timeout < _SANE_SECONDS:  # type: ignore[operator]
+        seconds: float = timeout  # type: ignore[assignment]
+    else:
+        seconds = _select_timeout(timeout)
+    if type(rlist) is not list:
+        rlist = _as_list(rlist)
+    if type(wlist) is not list:
+        wlist = _as_list(wlist)
+    if type(xlist) is not list:
+        xlist = _as_list(xlist)
     result = _native_select(rlist, wlist, xlist, 0)
     if result[0] or result[1] or result[2] or seconds == 0:
         return result

@@ -8,8 +8,6 @@ runs with that global pointing at our facade (the stdlib module is untouched).
 from __future__ import annotations
 
 import unittest
-from collections.abc import Iterator
-
 import pytest
 
 from threadpatch import select as tp_select
@@ -27,10 +25,9 @@ SKIPS: dict[str, str] = {
 
 
 @pytest.fixture(autouse=True)
-def _swap_select(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _swap_select(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (test_select, test_poll, test_epoll):
         monkeypatch.setattr(module, "select", tp_select)
-    yield
 
 
 def _apply_skips(cls: type) -> type:

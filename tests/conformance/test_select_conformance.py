@@ -8,6 +8,7 @@ runs with that global pointing at our facade (the stdlib module is untouched).
 from __future__ import annotations
 
 import unittest
+
 import pytest
 
 from threadpatch import select as tp_select

@@ -35,7 +35,6 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Literal
 
@@ -73,13 +72,19 @@ class _Missing:
 _MISSING = _Missing()
 
 
-@dataclass(slots=True)
 class _Record:
-    owner: object
-    name: str
-    had_own: bool
-    original: object
-    replacement: object
+    """One attribute we replaced, and how to put it back."""
+
+    __slots__ = ("had_own", "name", "original", "owner", "replacement")
+
+    def __init__(
+        self, owner: object, name: str, had_own: bool, original: object, replacement: object
+    ) -> None:
+        self.owner = owner
+        self.name = name
+        self.had_own = had_own  # False: inherited (restore by delattr)
+        self.original = original
+        self.replacement = replacement
 
 
 class _PatchSet:

@@ -25,12 +25,6 @@ from threadpatch import _core
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-_FLAGS = (
-    {"ssl": False}
-    if not os.path.exists(os.path.join(os.path.dirname(threadpatch.__file__), "patches", "ssl.py"))
-    else {}
-)
-
 
 @pytest.fixture
 def stalled() -> Iterator[Server]:
@@ -46,7 +40,7 @@ def stalled() -> Iterator[Server]:
 @pytest.fixture(autouse=True)
 def patched_stdlib() -> Iterator[None]:
     """Every integration test runs with the whole standard library patched."""
-    threadpatch.patch_all(**_FLAGS)
+    threadpatch.patch_all()
     try:
         yield
     finally:

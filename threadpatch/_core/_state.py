@@ -246,9 +246,34 @@ class ThreadState:
 
     def wait_fd(self, fd: int, events: int, timeout: float | None = None) -> int:
         """Wait for one descriptor; return its ``revents`` (0 on timeout or spurious wake)."""
-        for _, revents in self.wait_fds(((fd, events),), timeout):
-            return revents
-        return 0
+        # The hot path of every socket wait: the same steps as wait_fds, inlined.
+        if self.interrupt:
+            self.deliver()
+        poller = self._poller or self._make_poller()
+        poller.register(fd, events)
+        self._fd_waiting = True
+        self.parked = True
+        try:
+            if self.interrupt:
+                self.deliver()
+            if timeout is None or timeout == math.inf:
+                ready = poller.poll()
+            else:
+                ready = poller.poll(min(math.ceil(timeout * 1000), 2**31 - 1) if timeout > 0 else 0)
+        finally:
+            self._fd_waiting = False
+            self.parked = False
+            poller.unregister(fd)
+        result = 0
+        for ready_fd, revents in ready:
+            if ready_fd == fd:
+                result = revents
+            else:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(ready_fd, 8)
+        if self.interrupt:
+            self.deliver()
+        return result
 
     # -- termination -----------------------------------------------------------
 
@@ -271,6 +296,8 @@ class ThreadState:
                 return
             self.finished = True
             callbacks, self._done_callbacks = self._done_callbacks, []
+        if _registry_lock is None:
+            return  # interpreter teardown: module globals are gone
         with _registry_lock:
             if self.ident is not None and _by_ident.get(self.ident) is self:
                 del _by_ident[self.ident]

@@ -13,6 +13,7 @@ import os
 import socket
 import socketserver
 import threading
+import time
 import xmlrpc.server
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,13 @@ def no_fd_leak() -> Iterator[Callable[[], None]]:
     before = open_fds()
 
     def check() -> None:
+        # The servers' handler threads close their side of a connection
+        # asynchronously: poll for that state for a while before failing.
+        deadline = time.monotonic() + 5
         leaked = open_fds() - before
+        while leaked and time.monotonic() < deadline:
+            time.sleep(0.005)
+            leaked = open_fds() - before
         details = {fd: _describe_fd(fd) for fd in leaked}
         assert not leaked, f"descriptors left open: {details}"
 

@@ -10,6 +10,8 @@ import pytest
 
 from threadpatch import _core
 
+pytest_plugins = ["pytester"]
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 

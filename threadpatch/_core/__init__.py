@@ -23,7 +23,7 @@ from ._scopes import (
     timeout_after,
 )
 from ._state import ParkingLot, ThreadState, all_states, current_state
-from ._thread import Thread, cancel, cancel_all, current, run, spawn
+from ._thread import Thread, cancel, cancel_all, cancel_states, current, run, spawn
 
 __all__ = [
     "DeadlineExpired",
@@ -40,6 +40,7 @@ __all__ = [
     "all_states",
     "cancel",
     "cancel_all",
+    "cancel_states",
     "check_duration",
     "checkpoint",
     "current",

@@ -62,12 +62,28 @@ class DeadlineScope:
     """
 
     __module__ = "threadpatch"
-    __slots__ = ("_state", "_swallow", "_timer", "deadline", "delivered", "seconds", "timed_out")
+    __slots__ = (
+        "_after_expiry",
+        "_state",
+        "_swallow",
+        "_timer",
+        "deadline",
+        "delivered",
+        "seconds",
+        "timed_out",
+    )
     shield = False
 
-    def __init__(self, seconds: float | None, *, swallow: bool) -> None:
+    def __init__(
+        self,
+        seconds: float | None,
+        *,
+        swallow: bool,
+        after_expiry: Callable[[], None] | None = None,
+    ) -> None:
         self.seconds = check_duration(seconds, "timeout")
         self._swallow = swallow
+        self._after_expiry = after_expiry
         self._state: ThreadState | None = None
         self._timer: TimerHandle | None = None
         self.deadline = math.inf
@@ -106,6 +122,10 @@ class DeadlineScope:
         self.timed_out = True
         state.interrupt = True
         state.wake()
+        if self._after_expiry is not None:
+            # Runs after the owner is marked: whatever it does next, the
+            # owner's next blocking point sees this expiry first.
+            self._after_expiry()
 
     def __exit__(
         self,

@@ -59,6 +59,9 @@ class ThreadState:
     __slots__ = (
         "__weakref__",
         "_done_callbacks",
+        "_fd_events",
+        "_fd_poller",
+        "_fd_registered",
         "_fd_waiting",
         "_lock",
         "_parker",
@@ -85,6 +88,11 @@ class ThreadState:
         self._fd_waiting = False
         self._poller: _natives.select.poll | None = None  # type: ignore[name-defined]
         self._wake_fd = -1
+        # wait_fd's own poller keeps its last descriptor registered between
+        # calls (a socket waited on again and again costs no re-registration).
+        self._fd_poller: _natives.select.poll | None = None  # type: ignore[name-defined]
+        self._fd_registered = -1
+        self._fd_events = 0
         self.name = name
         self.ident: int | None = None
         self.native_id: int | None = None
@@ -246,11 +254,22 @@ class ThreadState:
 
     def wait_fd(self, fd: int, events: int, timeout: float | None = None) -> int:
         """Wait for one descriptor; return its ``revents`` (0 on timeout or spurious wake)."""
-        # The hot path of every socket wait: the same steps as wait_fds, inlined.
+        # The hot path of every socket wait: the steps of wait_fds, inlined,
+        # on a second poller whose registration is cached.  Registering by
+        # descriptor number is always right at poll time, even if the number
+        # now names another file: only the call's own fd is ever polled.
         if self.interrupt:
             self.deliver()
-        poller = self._poller or self._make_poller()
-        poller.register(fd, events)
+        poller = self._fd_poller
+        if poller is None:
+            poller = self._fd_poller = _natives.poll()
+            poller.register(self._wake_fd if self._poller else self._make_poller_fd(), 1)
+        if fd != self._fd_registered or events != self._fd_events:
+            if self._fd_registered >= 0:
+                poller.unregister(self._fd_registered)
+            poller.register(fd, events)
+            self._fd_registered = fd
+            self._fd_events = events
         self._fd_waiting = True
         self.parked = True
         try:
@@ -263,7 +282,6 @@ class ThreadState:
         finally:
             self._fd_waiting = False
             self.parked = False
-            poller.unregister(fd)
         result = 0
         for ready_fd, revents in ready:
             if ready_fd == fd:
@@ -274,6 +292,10 @@ class ThreadState:
         if self.interrupt:
             self.deliver()
         return result
+
+    def _make_poller_fd(self) -> int:
+        self._make_poller()
+        return self._wake_fd
 
     # -- termination -----------------------------------------------------------
 
@@ -307,6 +329,7 @@ class ThreadState:
                 os.close(self._wake_fd)
             self._wake_fd = -1
             self._poller = None
+            self._fd_poller = None
         for callback in callbacks:
             callback()
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-__all__ = ["Thread", "cancel", "cancel_all", "current", "run", "spawn"]
+__all__ = ["Thread", "cancel", "cancel_all", "cancel_states", "current", "run", "spawn"]
 
 T = TypeVar("T")
 _monotonic = _natives.monotonic
@@ -332,7 +332,16 @@ def cancel_all(grace: float = CTRL_C_GRACE, *, exclude: ThreadState | None = Non
     Returns the names of the threads still running afterwards.
     """
     me = current_state()
-    targets = [s for s in all_states() if s is not me and s is not exclude and not s.finished]
+    return cancel_states(
+        [s for s in all_states() if s is not me and s is not exclude and not s.finished], grace
+    )
+
+
+def cancel_states(targets: list[ThreadState], grace: float) -> list[str]:
+    """Cancel ``targets`` and wait (shielded) up to ``grace`` s in all for them to end.
+
+    Returns the names of the threads still running afterwards.
+    """
     for state in targets:
         state.request_cancel()
     deadline = _monotonic() + grace
@@ -343,6 +352,7 @@ def cancel_all(grace: float = CTRL_C_GRACE, *, exclude: ThreadState | None = Non
                 remaining = deadline - _monotonic()
                 if remaining > 0:
                     lot.park_until(lambda s=state: s.finished, remaining)  # type: ignore[misc]
+                state.remove_done_callback(lot.unpark_all)
     return [s.name or "?" for s in targets if not s.finished]
 
 

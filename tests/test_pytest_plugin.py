@@ -1,0 +1,143 @@
+"""The pytest plugin, tested with pytester in child pytest processes."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs a pytest session in a subprocess
+
+HUNG_AND_FINE = """
+import threadpatch
+
+def test_hung():
+    threadpatch.sleep(60)
+
+def test_next_one_runs():
+    assert True
+"""
+
+
+def test_inactive_by_default(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import time, threadpatch
+        from threadpatch import _patching
+
+        def test_not_patched():
+            assert not threadpatch.is_patched()
+            assert time.sleep is threadpatch.original("time", "sleep")
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_thread_timeout_cancels_hung_test_and_session_goes_on(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HUNG_AND_FINE)
+    result = pytester.runpytest_subprocess("--thread-timeout=0.3", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*threadpatch.sleep(60)*", "*ThreadTimeout*"])
+
+
+def test_ini_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HUNG_AND_FINE)
+    pytester.makeini("[pytest]\nthread_timeout = 0.3\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_marker_overrides_and_threads_of_the_test_are_cancelled(
+    pytester: pytest.Pytester,
+) -> None:
+    marker_file = pytester.path / "finally.txt"
+    pytester.makepyfile(f"""
+        import pytest, threadpatch
+
+        def worker(i):
+            try:
+                threadpatch.sleep(60)
+            finally:
+                with open({str(marker_file)!r}, "a") as f:
+                    f.write(f"worker {{i}}\\n")
+
+        @pytest.mark.thread_timeout(0.3)
+        def test_stuck_joining_workers():
+            threads = [threadpatch.spawn(worker, i) for i in range(3)]
+            for t in threads:
+                t.join()
+
+        @pytest.mark.thread_timeout(None)
+        def test_no_limit():
+            threadpatch.sleep(0.01)
+    """)
+    result = pytester.runpytest_subprocess("--thread-timeout=100", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*t.join()*", "*ThreadTimeout*"])
+    assert sorted(marker_file.read_text().split("\n")[:-1]) == ["worker 0", "worker 1", "worker 2"]
+
+
+def test_session_patching_makes_stdlib_calls_cancellable(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import time, threadpatch
+
+        def test_patched():
+            assert threadpatch.is_patched()
+
+        def test_hung_in_stdlib_sleep():
+            time.sleep(60)
+    """)
+    result = pytester.runpytest_subprocess(
+        "--threadpatch", "--thread-timeout=0.3", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*time.sleep(60)*", "*ThreadTimeout*"])
+
+
+def test_marker_and_fixture_patch_one_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest, threadpatch
+
+        @pytest.mark.threadpatch
+        def test_marked():
+            assert threadpatch.is_patched()
+
+        def test_fixture(patched):
+            assert threadpatch.is_patched()
+
+        def test_plain():
+            assert not threadpatch.is_patched()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
+def test_leaked_threads_are_reported_and_cancelled(pytester: pytest.Pytester) -> None:
+    marker_file = pytester.path / "leak.txt"
+    pytester.makepyfile(f"""
+        import pytest, threadpatch
+
+        def leaky():
+            try:
+                threadpatch.sleep(60)
+            finally:
+                open({str(marker_file)!r}, "w").write("cancelled")
+
+        @pytest.mark.threadpatch
+        def test_leaves_a_thread_behind():
+            threadpatch.spawn(leaky, name="leaky-thread")
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*ThreadLeakWarning*leaky-thread*cancelled*"])
+    assert marker_file.read_text() == "cancelled"
+
+
+def test_bad_timeout_marker_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.thread_timeout(-1)
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ValueError*thread_timeout*"])

@@ -3,10 +3,14 @@
 ``Thread.join`` waits in C: on the thread's ``_tstate_lock`` (3.11, 3.12) or
 on its ``_handle`` (3.13).  Neither can be woken by threadpatch, and there is
 no descriptor to poll.  :func:`join` keeps the standard semantics and makes the
-wait a cancellation point by waiting natively in short slices and checking for
-cancellation and deadlines between them, so a cancelled joiner leaves within
-one slice (:data:`SLICE` seconds).  A thread that ends wakes the joiner at
-once: the native wait returns as soon as the thread is gone.
+wait a cancellation point by parking the joiner on its own parker, so a
+cancellation or deadline wakes it at once:
+
+* if the awaited thread is known to threadpatch (spawned, or adopted because
+  it used threadpatch), its end unparks the joiner through a done callback;
+  the joiner then finishes with a brief native join (the thread is already
+  tearing down);
+* otherwise the joiner re-checks the thread every :data:`SLICE` seconds.
 
 The original ``join`` does every check (not started, joining oneself) and the
 final clean-up, so behaviour and error messages are the standard library's on
@@ -37,8 +41,8 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
         RuntimeError: joining the current thread, or a thread not started.
 
     Cancellation:
-        The join ends with ``ThreadCancelled`` (within :data:`SLICE` s); the
-        awaited thread is not affected.
+        The join ends with ``ThreadCancelled`` at once; the awaited thread is
+        not affected.
     """
     if _core.is_hub_thread():
         _original_join(self, timeout)
@@ -46,17 +50,29 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
     _original_join(self, 0)  # the standard checks; returns at once
     if not self.is_alive():
         return
-    state = _core.current_state()
+    me = _core.current_state()
     deadline = math.inf if timeout is None else _monotonic() + max(timeout, 0)
-    while True:
-        state.check()
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
-            return
-        state.parked = True  # blocked, for diagnostics and tests
-        try:
-            _original_join(self, min(remaining, SLICE))
-        finally:
-            state.parked = False
-        if not self.is_alive():
-            return
+    ident = self.ident
+    target = _core.state_for_ident(ident) if ident is not None else None
+    watching = target is not None and target.add_done_callback(me.unpark)
+    try:
+        while self.is_alive():
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                me.check()
+                return
+            if watching and target is not None and target.finished:
+                # Its threadpatch state is gone: the OS thread ends in moments.
+                _original_join(self, None if remaining == math.inf else remaining)
+                return
+            me.park(
+                remaining
+                if watching and remaining != math.inf
+                else None
+                if watching
+                else min(remaining, SLICE)
+            )
+    finally:
+        if watching and target is not None:
+            target.remove_done_callback(me.unpark)
+    _original_join(self, 0)  # let threading tidy up, as its own join does

@@ -81,3 +81,17 @@ def test_join_returns_when_the_thread_ends(wait_all_threads_blocked: object) -> 
     gate.release()  # type: ignore[attr-defined]
     joiner.join(timeout=10)
     assert not t.is_alive()
+
+
+def test_join_of_a_known_thread_is_woken_by_its_end(wait_all_threads_blocked: object) -> None:
+    # A spawned thread has a threadpatch state: its end unparks the joiner
+    # through a done callback (no periodic re-check needed).
+    release = threadpatch.Event()
+    target = threadpatch.spawn(release.wait, 10)
+    joiner = threadpatch.spawn(_threading.join, target._thread)
+    wait_all_threads_blocked(expected=2)  # type: ignore[operator]
+    assert target._state._done_callbacks  # the joiner is watching
+    release.set()
+    assert joiner.wait(timeout=10)
+    assert joiner.exception is None
+    assert not target._thread.is_alive()  # type: ignore[union-attr]

@@ -22,7 +22,7 @@ from ._scopes import (
     sleep,
     timeout_after,
 )
-from ._state import ParkingLot, ThreadState, all_states, current_state
+from ._state import ParkingLot, ThreadState, all_states, current_state, state_for_ident
 from ._thread import Thread, cancel, cancel_all, cancel_states, current, run, spawn
 
 __all__ = [
@@ -52,5 +52,6 @@ __all__ = [
     "shield",
     "sleep",
     "spawn",
+    "state_for_ident",
     "timeout_after",
 ]

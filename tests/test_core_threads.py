@@ -394,3 +394,21 @@ def test_adopted_plain_thread_is_forgotten_when_it_exits() -> None:
     state = box["state"]
     assert state.finished
     assert state not in _core.all_states()
+
+
+def test_cancelled_plain_thread_ends_quietly(wait_all_threads_blocked) -> None:
+    reported = []
+
+    def body() -> None:
+        threadpatch.sleep(60)  # ThreadCancelled ends the thread
+
+    th = threading.Thread(target=body)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(threading, "excepthook", reported.append)
+        th.start()
+        wait_all_threads_blocked(expected=1)
+        assert cancel(th, timeout=10)
+        failing = threading.Thread(target=lambda: 1 / 0)
+        failing.start()
+        failing.join(10)
+    assert [type(a.exc_value) for a in reported] == [ZeroDivisionError]

@@ -303,6 +303,7 @@ def cancel(
         raise RuntimeError(f"cannot cancel {thread!r}: it has not been started")
     if not thread.is_alive():
         return True
+    _quiet_cancelled_plain_threads()
     state = state_for_ident(thread.ident, create=True)
     assert state is not None
     handle = state.handle if isinstance(state.handle, Thread) else Thread(state, thread)
@@ -342,6 +343,7 @@ def cancel_states(targets: list[ThreadState], grace: float) -> list[str]:
 
     Returns the names of the threads still running afterwards.
     """
+    _quiet_cancelled_plain_threads()
     for state in targets:
         state.request_cancel()
     deadline = _monotonic() + grace
@@ -374,6 +376,27 @@ def run(main: Callable[..., T], *args: Any) -> T:
         cancel_all()
         raise
     return thread.join()
+
+
+def _quiet_cancelled_plain_threads() -> None:
+    """A plain ``threading.Thread`` that ends by our cancellation ends quietly.
+
+    ``threading`` prints a traceback for any exception that ends a thread
+    except ``SystemExit``; a requested cancellation is not an error either.
+    Installed when threadpatch cancels threads, over whatever hook is in place
+    then; every other exception still reaches that hook.
+    """
+    previous = threading.excepthook
+    if getattr(previous, "_threadpatch_quiet", False):
+        return
+
+    def excepthook(args: threading.ExceptHookArgs) -> object:
+        if args.exc_type is not None and issubclass(args.exc_type, ThreadCancelled):
+            return None
+        return previous(args)
+
+    excepthook._threadpatch_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = excepthook
 
 
 # -- interpreter exit ------------------------------------------------------------

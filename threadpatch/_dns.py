@@ -1,0 +1,244 @@
+"""Cancellable name resolution: ``getaddrinfo`` and friends.
+
+The C resolver (``getaddrinfo(3)`` and the older ``gethostby*`` calls) blocks
+inside libc with no descriptor to wait on, so the only way to make the
+*caller's* wait cancellable is to run the lookup somewhere else.  Each lookup
+becomes a job for a small, bounded pool of native worker threads; the caller
+parks on its own :class:`~threadpatch._core.ThreadState` until the job is done.
+
+How it works::
+
+    caller thread                 pool (<= MAX_WORKERS native threads)
+    -------------                 ------------------------------------
+    submit(job) ---------------->  worker pops job, calls the native resolver
+    park() ... (cancellable)       ...
+                <----------------  job.done = True; caller.unpark()
+    return job.result / raise job.error
+
+If the caller is cancelled (or a deadline expires) while it waits, the job is
+*abandoned*: a job not yet started is removed from the queue; a running one
+finishes in its worker, which then drops the result.  Workers exit after
+``IDLE_TIMEOUT`` seconds without work, so repeated cancels leak neither threads
+(the pool is bounded) nor memory (abandoned results are dropped).
+
+Tests make lookups block deterministically by replacing entries of
+``_NATIVE`` (the functions the workers call), e.g. with ``monkeypatch.setitem``.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import socket as _std
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import _core
+from ._core import _natives
+
+__all__ = [
+    "getaddrinfo",
+    "gethostbyaddr",
+    "gethostbyname",
+    "gethostbyname_ex",
+    "getnameinfo",
+    "pool_statistics",
+]
+
+MAX_WORKERS = 8
+IDLE_TIMEOUT = 5.0
+
+# The functions the workers call, captured before any patching.  Tests may
+# replace entries to simulate a slow resolver.
+_NATIVE: dict[str, Callable[..., Any]] = {
+    "getaddrinfo": _std.getaddrinfo,
+    "gethostbyname": _socket.gethostbyname,
+    "gethostbyname_ex": _socket.gethostbyname_ex,
+    "gethostbyaddr": _socket.gethostbyaddr,
+    "getnameinfo": _socket.getnameinfo,
+}
+
+
+class _Job:
+    __slots__ = ("abandoned", "args", "done", "error", "name", "result", "started", "state")
+
+    def __init__(self, name: str, args: tuple[object, ...], state: _core.ThreadState) -> None:
+        self.name = name
+        self.args = args
+        self.state = state
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.started = False
+        self.abandoned = False
+
+
+_lock = _natives.allocate_lock()
+_jobs: deque[_Job] = deque()
+_idle: list[Any] = []  # one held native lock per idle worker; release() wakes it
+_workers = 0
+
+
+def pool_statistics() -> dict[str, int]:
+    """Workers alive, idle workers and queued jobs (for tests and diagnostics)."""
+    with _lock:
+        return {"workers": _workers, "idle": len(_idle), "queued": len(_jobs)}
+
+
+def _worker() -> None:
+    global _workers
+    wake = _natives.allocate_lock()
+    wake.acquire()
+    while True:
+        with _lock:
+            job = _jobs.popleft() if _jobs else None
+            if job is not None:
+                job.started = True
+            else:
+                _idle.append(wake)
+        if job is None:
+            if not wake.acquire(True, IDLE_TIMEOUT):
+                with _lock:
+                    try:
+                        _idle.remove(wake)
+                    except ValueError:
+                        pass  # a submitter picked us and released (under _lock)
+                    else:
+                        _workers -= 1
+                        return
+                wake.acquire()  # consume that release
+            continue
+        try:
+            result, error = _NATIVE[job.name](*job.args), None
+        except BaseException as exc:  # handed to the caller, which re-raises it
+            result, error = None, exc
+        with _lock:
+            if job.abandoned:
+                job.args = ()
+                del result, error
+                continue
+            job.result, job.error, job.done = result, error, True
+        del result, error
+        job.state.unpark()
+
+
+def _submit(job: _Job) -> None:
+    global _workers
+    with _lock:
+        _jobs.append(job)
+        if _idle:
+            _idle.pop().release()
+            return
+        if _workers >= MAX_WORKERS:
+            return  # queued: a busy worker takes it when it is free
+        _workers += 1
+    try:
+        _natives.start_new_thread(_worker, ())
+    except BaseException:
+        with _lock:
+            _workers -= 1
+        raise
+
+
+def _run(name: str, *args: object) -> Any:
+    """Run the native lookup ``name`` in the pool and wait for it, cancellably."""
+    if _core.is_hub_thread():
+        return _NATIVE[name](*args)
+    state = _core.current_state()
+    state.check()
+    job = _Job(name, args, state)
+    _submit(job)
+    try:
+        while not job.done:
+            state.park()
+    except BaseException:
+        with _lock:
+            if not job.started:
+                try:
+                    _jobs.remove(job)
+                except ValueError:
+                    pass
+            job.abandoned = True
+            job.args = ()
+        raise
+    error = job.error
+    if error is not None:
+        job.error = None
+        try:
+            raise error
+        finally:
+            del error
+    return job.result
+
+
+def _is_numeric(host: object) -> bool:
+    if not isinstance(host, str):
+        return host is None
+    try:
+        _socket.inet_pton(_socket.AF_INET, host)
+    except (OSError, ValueError):
+        try:
+            _socket.inet_pton(_socket.AF_INET6, host)
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+def getaddrinfo(
+    host: bytes | str | None,
+    port: bytes | str | int | None,
+    family: int = 0,
+    type: int = 0,  # noqa: A002 - stdlib signature
+    proto: int = 0,
+    flags: int = 0,
+) -> list[tuple[_std.AddressFamily, _std.SocketKind, int, str, tuple[Any, ...]]]:
+    """``socket.getaddrinfo``, cancellable (the lookup runs in a worker thread).
+
+    Numeric hosts (and ``None``) are resolved in the calling thread: they need
+    no resolver and never block.
+
+    Raises:
+        socket.gaierror: as the stdlib.
+        ThreadCancelled: cancelled or a deadline expired while waiting.
+
+    Cancellation:
+        The caller returns at once; the lookup finishes in its worker and the
+        result is dropped.
+    """
+    if _is_numeric(host) and (
+        port is None or isinstance(port, int) or (isinstance(port, str) and port.isdigit())
+    ):
+        return _NATIVE["getaddrinfo"](host, port, family, type, proto, flags)  # type: ignore[no-any-return]
+    return _run("getaddrinfo", host, port, family, type, proto, flags)  # type: ignore[no-any-return]
+
+
+def gethostbyname(hostname: str) -> str:
+    """``socket.gethostbyname``, cancellable (see :func:`getaddrinfo`)."""
+    return _run("gethostbyname", hostname)  # type: ignore[no-any-return]
+
+
+def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
+    """``socket.gethostbyname_ex``, cancellable (see :func:`getaddrinfo`)."""
+    return _run("gethostbyname_ex", hostname)  # type: ignore[no-any-return]
+
+
+def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
+    """``socket.gethostbyaddr``, cancellable (see :func:`getaddrinfo`)."""
+    return _run("gethostbyaddr", ip_address)  # type: ignore[no-any-return]
+
+
+def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
+    """``socket.getnameinfo``, cancellable (see :func:`getaddrinfo`)."""
+    return _run("getnameinfo", sockaddr, flags)  # type: ignore[no-any-return]
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _workers
+    _lock = _natives.allocate_lock()
+    _jobs.clear()
+    _idle.clear()
+    _workers = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,772 @@
+"""Cancellable sockets: every blocking socket call is a cancellation point.
+
+:class:`socket` subclasses the stdlib ``socket.socket`` (``isinstance`` holds).
+Its descriptor is always in non-blocking mode at the C level (C timeout 0.0);
+the timeout the user set lives in the Python object and ``gettimeout()``,
+``getblocking()`` and ``timeout`` report it, so the stdlib semantics hold:
+``socket.timeout``/``TimeoutError`` when the socket timeout passes,
+``BlockingIOError`` on a non-blocking socket.
+
+How it works (``recv`` shown, every blocking method is the same shape)::
+
+    try the C call                      # data ready: done, no wait, no hub
+    BlockingIOError, user timeout 0.0?  # non-blocking socket: re-raise
+    loop: wait_fd(fd, POLLIN, remaining) on the thread's own poll + wake-up fd
+          retry the C call
+    socket timeout passed  -> TimeoutError("timed out")
+    cancelled / deadline   -> ThreadCancelled / DeadlineExpired from wait_fd
+
+A socket timeout and a ``timeout_after`` deadline therefore combine: the earlier
+wins and each raises its own exception.  In the hub thread waits are native
+``poll`` calls (the hub must never park).
+
+Reuse by the patch layer
+------------------------
+The blocking methods are module-level functions that accept *any*
+``socket.socket`` instance as ``self``; :data:`BLOCKING_METHODS` maps method
+names to them, :data:`TIMEOUT_METHODS` holds ``settimeout``/``gettimeout``/
+``setblocking``/``getblocking``/``timeout`` for plain stdlib sockets.  Install
+both tables on ``socket.socket`` together.  A plain socket is *adopted* on its
+first blocking call: its timeout moves to a weak side table and its C timeout
+becomes 0.0; :func:`release_adopted` moves the timeouts back (call it when
+unpatching).  Instances of stdlib ``ssl.SSLSocket`` (anything with an
+``_sslobj`` that is not ours) are never adopted: their C-level SSL object reads
+the C timeout, so those calls go straight to the native methods.
+
+``sendall`` cancelled (or timed out, or failing) part-way sets ``bytes_sent``
+on the exception it raises: how many bytes went out before it.
+"""
+
+from __future__ import annotations
+
+import _socket
+import io
+import math
+import operator
+import os
+import socket as _std
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from . import _core, _dns
+from ._core import _natives
+
+__all__ = [
+    "BLOCKING_METHODS",
+    "TIMEOUT_METHODS",
+    "create_connection",
+    "create_server",
+    "fromfd",
+    "getfqdn",
+    "release_adopted",
+    "socket",
+    "socketpair",
+]
+
+T = TypeVar("T")
+
+_C = _socket.socket
+_c_accept = _C._accept
+_c_connect = _C.connect
+_c_connect_ex = _C.connect_ex
+_c_recv = _C.recv
+_c_recv_into = _C.recv_into
+_c_recvfrom = _C.recvfrom
+_c_recvfrom_into = _C.recvfrom_into
+_c_recvmsg = _C.recvmsg
+_c_recvmsg_into = _C.recvmsg_into
+_c_send = _C.send
+_c_sendall = _C.sendall
+_c_sendto = _C.sendto
+_c_sendmsg = _C.sendmsg
+_c_gettimeout = _C.gettimeout
+_c_settimeout = _C.settimeout
+_c_fileno = _C.fileno
+_c_getsockopt = _C.getsockopt
+
+POLLIN = _natives.POLLIN
+POLLOUT = _natives.POLLOUT
+_monotonic = _natives.monotonic
+_current_state = _core.current_state
+_is_hub_thread = _core.is_hub_thread
+_timeout_error = _std.timeout
+_INET = (_socket.AF_INET, _socket.AF_INET6)
+_POLL_FIRST = 16
+_EAGAIN = 11  # errno.EAGAIN == EWOULDBLOCK on Linux: what connect_ex reports on timeout
+
+
+# -- timeouts --------------------------------------------------------------------
+
+
+def _parse_timeout(value: object) -> float | None:
+    """Validate a socket timeout exactly as the C ``settimeout`` does."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        if value < 0:
+            raise ValueError("Timeout value out of range")
+        try:
+            ns = math.ceil(value * 1e9)
+        except OverflowError:
+            raise OverflowError("timestamp out of range for platform time_t") from None
+        if ns >= 2**63:
+            raise OverflowError("timestamp out of range for platform time_t")
+    else:
+        seconds = operator.index(value)  # type: ignore[arg-type]
+        if seconds < 0:
+            raise ValueError("Timeout value out of range")
+        ns = seconds * 1_000_000_000
+        if ns >= 2**63:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+    return float(ns // 1_000_000_000) if ns % 1_000_000_000 == 0 else ns / 1e9
+
+
+# Timeouts of adopted plain stdlib sockets (their C timeout is 0.0).
+_adopted: weakref.WeakKeyDictionary[_std.socket, float | None] = weakref.WeakKeyDictionary()
+
+
+def _adopt(sock: Any) -> bool:
+    """Move a socket's C timeout into our bookkeeping; False if it must stay native."""
+    timeout = _c_gettimeout(sock)
+    if isinstance(sock, socket):
+        sock._tp_timeout = timeout
+    elif hasattr(sock, "_sslobj"):
+        return False  # a stdlib SSLSocket: its C SSL object reads the C timeout
+    else:
+        _adopted[sock] = timeout
+    _c_settimeout(sock, 0.0)
+    return True
+
+
+def release_adopted() -> None:
+    """Give every adopted plain socket its timeout back at the C level (unpatching)."""
+    for sock, timeout in list(_adopted.items()):
+        try:
+            _c_settimeout(sock, timeout)
+        except OSError:
+            pass  # closed
+    _adopted.clear()
+
+
+def _gettimeout(self: Any) -> float | None:
+    """``socket.gettimeout`` for plain stdlib sockets (see the module docstring)."""
+    timeout = _c_gettimeout(self)
+    if timeout == 0.0:
+        return _adopted.get(self, 0.0)
+    return timeout  # type: ignore[no-any-return]
+
+
+def _settimeout(self: Any, value: object) -> None:
+    """``socket.settimeout`` for plain stdlib sockets."""
+    if hasattr(self, "_sslobj"):
+        _c_settimeout(self, value)
+        return
+    timeout = _parse_timeout(value)
+    _c_settimeout(self, 0.0)
+    _adopted[self] = timeout
+
+
+def _setblocking(self: Any, flag: object) -> None:
+    """``socket.setblocking`` for plain stdlib sockets."""
+    self.settimeout(None if operator.index(flag) else 0.0)  # type: ignore[arg-type]
+
+
+def _getblocking(self: Any) -> bool:
+    """``socket.getblocking`` for plain stdlib sockets."""
+    return self.gettimeout() != 0.0  # type: ignore[no-any-return]
+
+
+# -- waiting ---------------------------------------------------------------------
+
+
+def _native_wait(fd: int, events: int, timeout: float | None) -> int:
+    poller = _natives.poll()
+    poller.register(fd, events)
+    ms = None if timeout is None else min(math.ceil(timeout * 1000), 2**31 - 1)
+    for _, revents in poller.poll(ms):
+        return revents  # type: ignore[no-any-return]
+    return 0
+
+
+def _waiter() -> Callable[[int, int, float | None], int]:
+    if _is_hub_thread():
+        return _native_wait
+    return _current_state().wait_fd
+
+
+def _retry(sock: Any, func: Callable[..., T], args: tuple[Any, ...], events: int) -> T:
+    """Wait for ``events`` and retry ``func(sock, *args)`` until it stops saying EAGAIN."""
+    timeout = sock.gettimeout()
+    wait = _waiter()
+    fd = _c_fileno(sock)
+    if wait is _native_wait and isinstance(sock, socket):
+        sock._tp_wait = 0  # never poll-first in the hub thread (see socket.recv)
+    if timeout is None:
+        while True:
+            wait(fd, events, None)
+            try:
+                return func(sock, *args)
+            except BlockingIOError:
+                pass
+    deadline = _monotonic() + timeout
+    while True:
+        remaining = deadline - _monotonic()
+        if remaining <= 0:
+            raise _timeout_error("timed out")
+        wait(fd, events, remaining)
+        try:
+            return func(sock, *args)
+        except BlockingIOError:
+            pass
+
+
+# -- the blocking methods ----------------------------------------------------------
+# Each one: adopt a foreign socket if needed, try the C call, and only on EAGAIN
+# (and a user timeout other than 0.0) go to the waiting loop.
+
+
+def recv(self: Any, bufsize: int, flags: int = 0, /) -> bytes:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_recv(self, bufsize, flags)
+    try:
+        return _c_recv(self, bufsize, flags)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_recv, (bufsize, flags), POLLIN)
+
+
+def recv_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_recv_into(self, buffer, nbytes, flags)
+    try:
+        return _c_recv_into(self, buffer, nbytes, flags)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_recv_into, (buffer, nbytes, flags), POLLIN)
+
+
+def recvfrom(self: Any, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_recvfrom(self, bufsize, flags)
+    try:
+        return _c_recvfrom(self, bufsize, flags)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_recvfrom, (bufsize, flags), POLLIN)
+
+
+def recvfrom_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> tuple[int, Any]:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_recvfrom_into(self, buffer, nbytes, flags)
+    try:
+        return _c_recvfrom_into(self, buffer, nbytes, flags)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_recvfrom_into, (buffer, nbytes, flags), POLLIN)
+
+
+def recvmsg(self: Any, *args: Any) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_recvmsg(self, *args)
+    try:
+        return _c_recvmsg(self, *args)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_recvmsg, args, POLLIN)
+
+
+def recvmsg_into(self: Any, *args: Any) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_recvmsg_into(self, *args)
+    try:
+        return _c_recvmsg_into(self, *args)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_recvmsg_into, args, POLLIN)
+
+
+def send(self: Any, data: Any, flags: int = 0, /) -> int:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_send(self, data, flags)
+    try:
+        return _c_send(self, data, flags)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_send, (data, flags), POLLOUT)
+
+
+def sendto(self: Any, data: Any, flags_or_addr: Any, addr: Any = None, /) -> int:
+    args = (data, flags_or_addr) if addr is None else (data, flags_or_addr, addr)
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_sendto(self, *args)
+    try:
+        return _c_sendto(self, *args)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_sendto, args, POLLOUT)
+
+
+def sendmsg(self: Any, *args: Any) -> int:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_sendmsg(self, *args)
+    try:
+        return _c_sendmsg(self, *args)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_sendmsg, args, POLLOUT)
+
+
+def _nbytes(data: Any) -> int:
+    if type(data) is bytes or type(data) is bytearray:
+        return len(data)
+    with memoryview(data) as view:
+        return view.nbytes
+
+
+def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
+    """Send all of ``data``; on an exception part-way, ``exc.bytes_sent`` says how much went."""
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_sendall(self, data, flags)  # type: ignore[no-any-return]
+    try:
+        sent = _c_send(self, data, flags)
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+        sent = 0
+    if sent == _nbytes(data):
+        return None
+    timeout = self.gettimeout()
+    with memoryview(data) as view, view.cast("B") as rest:
+        if timeout == 0.0:  # the stdlib's own non-blocking behaviour
+            return _c_sendall(self, rest[sent:], flags)  # type: ignore[no-any-return]
+        total = len(rest)
+        wait = _waiter()
+        fd = _c_fileno(self)
+        deadline = None if timeout is None else _monotonic() + timeout
+        try:
+            while sent < total:
+                if deadline is None:
+                    wait(fd, POLLOUT, None)
+                else:
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        raise _timeout_error("timed out")
+                    wait(fd, POLLOUT, remaining)
+                try:
+                    sent += _c_send(self, rest[sent:], flags)
+                except BlockingIOError:
+                    pass
+        except BaseException as exc:
+            exc.bytes_sent = sent  # type: ignore[attr-defined]
+            raise
+    return None
+
+
+def _resolve(sock: Any, address: Any) -> Any:
+    """Resolve a host name in an INET address through the cancellable resolver.
+
+    The C ``connect`` would call ``getaddrinfo`` itself, uncancellably.
+    """
+    if (
+        type(address) is tuple
+        and len(address) >= 2
+        and type(address[0]) is str
+        and address[0] not in ("", "<broadcast>")
+        and sock.family in _INET
+        and not _dns._is_numeric(address[0])
+        and not _is_hub_thread()
+    ):
+        infos = _dns.getaddrinfo(address[0], None, sock.family)
+        if infos:
+            return (infos[0][4][0], *address[1:])
+    return address
+
+
+def _connect_result(sock: Any, timeout: float | None) -> int:
+    """Wait for a non-blocking connect to finish; its SO_ERROR, or -1 on timeout."""
+    wait = _waiter()
+    fd = _c_fileno(sock)
+    deadline = None if timeout is None else _monotonic() + timeout
+    while True:
+        if deadline is None:
+            revents = wait(fd, POLLOUT, None)
+        else:
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                return -1
+            revents = wait(fd, POLLOUT, remaining)
+        if revents:
+            return _c_getsockopt(sock, _socket.SOL_SOCKET, _socket.SO_ERROR)  # type: ignore[no-any-return]
+
+
+def connect(self: Any, address: Any, /) -> None:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_connect(self, address)  # type: ignore[no-any-return]
+    address = _resolve(self, address)
+    try:
+        return _c_connect(self, address)  # type: ignore[no-any-return]
+    except BlockingIOError:
+        timeout = self.gettimeout()
+        if timeout == 0.0:
+            raise
+    err = _connect_result(self, timeout)
+    if err == -1:
+        raise _timeout_error("timed out")
+    if err:
+        raise OSError(err, os.strerror(err))
+    return None
+
+
+def connect_ex(self: Any, address: Any, /) -> int:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_connect_ex(self, address)  # type: ignore[no-any-return]
+    address = _resolve(self, address)
+    err = _c_connect_ex(self, address)
+    if err != 115:  # EINPROGRESS
+        return err  # type: ignore[no-any-return]
+    timeout = self.gettimeout()
+    if timeout == 0.0:
+        return err  # type: ignore[no-any-return]
+    err = _connect_result(self, timeout)
+    return _EAGAIN if err == -1 else err
+
+
+def _accept_raw(self: Any) -> tuple[int, Any]:
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _c_accept(self)  # type: ignore[no-any-return]
+    try:
+        return _c_accept(self)  # type: ignore[no-any-return]
+    except BlockingIOError:
+        if self.gettimeout() == 0.0:
+            raise
+    return _retry(self, _c_accept, (), POLLIN)
+
+
+def accept(self: Any) -> tuple[_std.socket, Any]:
+    """Accept a connection: ``(conn, address)``; ``conn`` is of our class for our sockets."""
+    fd, addr = _accept_raw(self)
+    if isinstance(self, socket):
+        return socket(self.family, self.type, self.proto, fileno=fd), addr
+    sock = _std.socket(self.family, self.type, self.proto, fileno=fd)
+    # The stdlib's own fix-up, for systems where accept() inherits O_NONBLOCK.
+    if _std.getdefaulttimeout() is None and self.gettimeout():
+        sock.setblocking(True)
+    return sock, addr
+
+
+def _sendfile_use_sendfile(self: Any, file: Any, offset: int = 0, count: int | None = None) -> int:
+    self._check_sendfile_params(file, offset, count)
+    sockno = self.fileno()
+    try:
+        fileno = file.fileno()
+    except (AttributeError, io.UnsupportedOperation) as err:
+        raise _std._GiveupOnSendfile(err) from None  # type: ignore[attr-defined]
+    try:
+        fsize = os.fstat(fileno).st_size
+    except OSError as err:
+        raise _std._GiveupOnSendfile(err) from None  # type: ignore[attr-defined]
+    if not fsize:
+        return 0
+    blocksize = min(count or fsize, 2**30)
+    timeout = self.gettimeout()
+    if timeout == 0:
+        raise ValueError("non-blocking sockets are not supported")
+    wait = _waiter()
+    total_sent = 0
+    try:
+        while True:
+            if count:
+                blocksize = count - total_sent
+                if blocksize <= 0:
+                    break
+            try:
+                sent = os.sendfile(sockno, fileno, offset, blocksize)
+            except BlockingIOError:
+                # As the stdlib: the socket timeout applies to each wait.
+                _wait_writable(wait, sockno, timeout)
+                continue
+            except OSError as err:
+                if total_sent == 0:
+                    raise _std._GiveupOnSendfile(err) from None  # type: ignore[attr-defined]
+                raise err from None
+            if sent == 0:
+                break
+            offset += sent
+            total_sent += sent
+        return total_sent
+    finally:
+        if total_sent > 0 and hasattr(file, "seek"):
+            file.seek(offset)
+
+
+def _wait_writable(wait: Callable[[int, int, float | None], int], fd: int,
+                   timeout: float | None) -> None:
+    if timeout is None:
+        while not wait(fd, POLLOUT, None):
+            pass
+        return
+    deadline = _monotonic() + timeout
+    while True:
+        remaining = deadline - _monotonic()
+        if remaining <= 0:
+            raise _timeout_error("timed out")
+        if wait(fd, POLLOUT, remaining):
+            return
+
+
+def sendfile(self: Any, file: Any, offset: int = 0, count: int | None = None) -> int:
+    """``socket.sendfile``: ``os.sendfile`` with cancellable waits, else ``send``."""
+    if _c_gettimeout(self) != 0.0 and not _adopt(self):
+        return _std.socket.sendfile(self, file, offset, count)
+    try:
+        return _sendfile_use_sendfile(self, file, offset, count)
+    except _std._GiveupOnSendfile:  # type: ignore[attr-defined]
+        return self._sendfile_use_send(file, offset, count)  # type: ignore[no-any-return]
+
+
+BLOCKING_METHODS: dict[str, Callable[..., Any]] = {
+    "accept": accept,
+    "connect": connect,
+    "connect_ex": connect_ex,
+    "recv": recv,
+    "recv_into": recv_into,
+    "recvfrom": recvfrom,
+    "recvfrom_into": recvfrom_into,
+    "recvmsg": recvmsg,
+    "recvmsg_into": recvmsg_into,
+    "send": send,
+    "sendall": sendall,
+    "sendto": sendto,
+    "sendmsg": sendmsg,
+    "sendfile": sendfile,
+}
+
+TIMEOUT_METHODS: dict[str, Any] = {
+    "settimeout": _settimeout,
+    "gettimeout": _gettimeout,
+    "setblocking": _setblocking,
+    "getblocking": _getblocking,
+    "timeout": property(_gettimeout, doc="the socket timeout (as gettimeout())"),
+}
+
+
+# -- the class -------------------------------------------------------------------
+
+
+class socket(_std.socket):  # noqa: N801 - stdlib name
+    """A ``socket.socket`` whose blocking methods are cancellation points.
+
+    Same constructor, methods, timeouts and exceptions as the stdlib class.
+    The descriptor is non-blocking at the OS level whatever the timeout (as
+    the stdlib's own timeout sockets are); ``detach()`` restores blocking mode
+    for a socket without a timeout.
+
+    Cancellation:
+        A blocked call raises ``ThreadCancelled`` (or ``DeadlineExpired``)
+        and the socket stays usable; data not yet received stays queued.
+        ``sendall`` sets ``bytes_sent`` on the exception.
+    """
+
+    # No __slots__: a __dict__ keeps the layout compatible with ssl.SSLSocket,
+    # so threadpatch's SSLSocket can inherit from both.
+    _tp_timeout: float | None
+
+    def __init__(
+        self,
+        family: int = -1,
+        type: int = -1,  # noqa: A002 - stdlib signature
+        proto: int = -1,
+        fileno: int | None = None,
+    ) -> None:
+        super().__init__(family, type, proto, fileno)
+        self._tp_timeout = _c_gettimeout(self)
+        if self._tp_timeout != 0.0:
+            _c_settimeout(self, 0.0)
+
+    def settimeout(self, value: float | None, /) -> None:
+        timeout = _parse_timeout(value)
+        _c_settimeout(self, 0.0)  # EBADF on a closed socket, as the stdlib
+        self._tp_timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._tp_timeout
+
+    def setblocking(self, flag: bool, /) -> None:
+        self.settimeout(None if operator.index(flag) else 0.0)
+
+    def getblocking(self) -> bool:
+        return self._tp_timeout != 0.0
+
+    @property
+    def timeout(self) -> float | None:  # type: ignore[override]
+        return self._tp_timeout
+
+    def detach(self) -> int:
+        if self._tp_timeout is None:
+            try:
+                _c_settimeout(self, None)  # hand over a blocking descriptor
+            except OSError:
+                pass
+        return super().detach()
+
+    # Adaptive poll-first for blocking sockets: after a receive had to wait,
+    # the next few receives poll first instead of paying for an EAGAIN try
+    # (request/response traffic waits almost every time); every
+    # _POLL_FIRST-th receive tries first again, so streaming traffic whose
+    # data is already there goes back to a single syscall.  The hub thread
+    # never gets here: _retry there resets the counter after recv set it.
+    _tp_wait = 0
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        if self._tp_wait and self._tp_timeout is None:
+            self._tp_wait -= 1
+            _current_state().wait_fd(_c_fileno(self), POLLIN, None)
+        try:
+            return _c_recv(self, bufsize, flags)  # type: ignore[no-any-return]
+        except BlockingIOError:
+            if self._tp_timeout == 0.0:
+                raise
+        self._tp_wait = _POLL_FIRST
+        return _retry(self, _c_recv, (bufsize, flags), POLLIN)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int:
+        if self._tp_wait and self._tp_timeout is None:
+            self._tp_wait -= 1
+            _current_state().wait_fd(_c_fileno(self), POLLIN, None)
+        try:
+            return _c_recv_into(self, buffer, nbytes, flags)  # type: ignore[no-any-return]
+        except BlockingIOError:
+            if self._tp_timeout == 0.0:
+                raise
+        self._tp_wait = _POLL_FIRST
+        return _retry(self, _c_recv_into, (buffer, nbytes, flags), POLLIN)
+
+    accept = accept  # type: ignore[assignment]
+    connect = connect
+    connect_ex = connect_ex
+    recvfrom = recvfrom
+    recvfrom_into = recvfrom_into  # type: ignore[assignment]
+    recvmsg = recvmsg  # type: ignore[assignment]
+    recvmsg_into = recvmsg_into  # type: ignore[assignment]
+    send = send
+    sendall = sendall
+    sendto = sendto  # type: ignore[assignment]
+    sendmsg = sendmsg  # type: ignore[assignment]
+    sendfile = sendfile  # type: ignore[assignment]
+
+
+socket.__module__ = "threadpatch.socket"
+SocketType = socket
+
+
+# -- module helpers ----------------------------------------------------------------
+
+
+def socketpair(
+    family: int | None = None, type: int = _socket.SOCK_STREAM, proto: int = 0  # noqa: A002
+) -> tuple[socket, socket]:
+    """``socket.socketpair`` returning two of our sockets."""
+    if family is None:
+        family = _socket.AF_UNIX
+    a, b = _socket.socketpair(family, type, proto)
+    return (
+        socket(family, type, proto, a.detach()),
+        socket(family, type, proto, b.detach()),
+    )
+
+
+def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:  # noqa: A002
+    """``socket.fromfd``: a socket of our class on a duplicate of ``fd``."""
+    nfd = os.dup(fd)
+    return socket(family, type, proto, nfd)
+
+
+def create_connection(
+    address: tuple[str | None, int],
+    timeout: float | None = _std._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+    source_address: tuple[Any, int] | None = None,
+    *,
+    all_errors: bool = False,
+) -> socket:
+    """``socket.create_connection`` with a cancellable lookup and connect loop.
+
+    Cancellation:
+        The socket being connected is closed; the exception propagates.
+    """
+    host, port = address
+    exceptions: list[Exception] = []
+    for res in _dns.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        af, socktype, proto, _canonname, sa = res
+        sock = None
+        try:
+            sock = socket(af, socktype, proto)
+            if timeout is not _std._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sa)
+            exceptions.clear()  # break reference cycles
+            return sock
+        except OSError as exc:
+            if not all_errors:
+                exceptions.clear()
+            exceptions.append(exc)
+            if sock is not None:
+                sock.close()
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+    if exceptions:
+        try:
+            if not all_errors:
+                raise exceptions[0]
+            raise ExceptionGroup("create_connection failed", exceptions)
+        finally:
+            exceptions.clear()
+    raise OSError("getaddrinfo returns an empty list")
+
+
+def create_server(
+    address: tuple[str | None, int],
+    *,
+    family: int = _socket.AF_INET,
+    backlog: int | None = None,
+    reuse_port: bool = False,
+    dualstack_ipv6: bool = False,
+) -> socket:
+    """``socket.create_server`` returning our class (binding never waits)."""
+    sock = _std.create_server(
+        address, family=family, backlog=backlog, reuse_port=reuse_port,
+        dualstack_ipv6=dualstack_ipv6,
+    )
+    family, type_, proto = sock.family, sock.type, sock.proto
+    return socket(family, type_, proto, sock.detach())
+
+
+def getfqdn(name: str = "") -> str:
+    """``socket.getfqdn`` using the cancellable resolver."""
+    name = name.strip()
+    if not name or name in ("0.0.0.0", "::"):
+        name = _socket.gethostname()
+    try:
+        hostname, aliases, _ipaddrs = _dns.gethostbyaddr(name)
+    except OSError:
+        return name
+    candidates: Iterable[str] = [hostname, *aliases]
+    for candidate in candidates:
+        if "." in candidate:
+            return candidate
+    return hostname

@@ -1,0 +1,210 @@
+"""Cancellable TLS: an ``ssl.SSLSocket`` whose handshake, reads and writes wait cancellably.
+
+:class:`SSLSocket` inherits from both the stdlib ``ssl.SSLSocket`` and
+threadpatch's :class:`~threadpatch._socket.socket`::
+
+    SSLSocket -> ssl.SSLSocket -> threadpatch socket -> socket.socket -> _socket.socket
+
+so the plain-socket paths of the stdlib class (``connect``, ``accept``, and
+``recv``/``send`` before the handshake) already land on the cancellable
+socket methods, and the descriptor is always non-blocking at the C level with
+the user's timeout kept in Python.  The OpenSSL object therefore never blocks:
+it raises ``SSLWantReadError``/``SSLWantWriteError``, and this module waits for
+the descriptor with ``wait_fd`` (a cancellation point) and retries, honouring
+the socket timeout with the stdlib's messages ("The read operation timed out",
+...).
+
+:class:`SSLContext` is ``ssl.SSLContext`` with ``sslsocket_class`` set to
+:class:`SSLSocket`.  The patch layer may instead set
+``ssl.SSLContext.sslsocket_class = SSLSocket``, which covers every context,
+including ones created before patching.
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+import ssl as _std
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import _socket
+from ._socket import POLLIN, POLLOUT, _monotonic, _waiter
+
+__all__ = ["SSLContext", "SSLSocket", "create_default_context", "get_server_certificate"]
+
+T = TypeVar("T")
+
+_WantRead = _std.SSLWantReadError
+_WantWrite = _std.SSLWantWriteError
+_std_read = _std.SSLSocket.read
+_std_write = _std.SSLSocket.write
+_timeout_error = _stdsocket.timeout
+
+
+class SSLSocket(_std.SSLSocket, _socket.socket):
+    """``ssl.SSLSocket`` with cancellable handshake, read, write, sendfile and unwrap.
+
+    Made by :meth:`SSLContext.wrap_socket`; same methods, timeouts and
+    exceptions as the stdlib class.
+
+    Cancellation:
+        A blocked call raises ``ThreadCancelled``/``DeadlineExpired``.  A TLS
+        record half read or half written stays in OpenSSL's buffers; after a
+        cancelled ``write`` the connection should be closed, as after a
+        timeout in the stdlib.
+    """
+
+    # True until _create() returns: a handshake cancelled inside _create()
+    # must close the socket, since the stdlib only closes on OSError/ValueError.
+    _tp_creating = True
+
+    @classmethod
+    def _create(cls, *args: Any, **kwargs: Any) -> SSLSocket:  # type: ignore[override]
+        self = super()._create(*args, **kwargs)
+        self._tp_creating = False
+        return self  # type: ignore[no-any-return]
+
+    def _ssl_retry(
+        self, func: Callable[..., T], args: tuple[Any, ...], exc: BaseException,
+        timeout: float | None, what: str,
+    ) -> T:
+        events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
+        del exc
+        wait = _waiter()
+        fd = self.fileno()
+        deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            if deadline is None:
+                wait(fd, events, None)
+            else:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    raise _timeout_error(f"The {what} operation timed out")
+                wait(fd, events, remaining)
+            try:
+                return func(*args)
+            except _WantRead:
+                events = POLLIN
+            except _WantWrite:
+                events = POLLOUT
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:  # noqa: A002 - stdlib name
+        """Read up to ``len`` bytes (into ``buffer``); b"" or 0 at EOF, as the stdlib."""
+        try:
+            return _std_read(self, len, buffer)
+        except (_WantRead, _WantWrite) as exc:
+            if self._tp_timeout == 0.0:
+                raise
+            return self._ssl_retry(_std_read, (self, len, buffer), exc, self._tp_timeout, "read")
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` to the TLS channel; the number of bytes written."""
+        try:
+            return _std_write(self, data)
+        except (_WantRead, _WantWrite) as exc:
+            if self._tp_timeout == 0.0:
+                raise
+            return self._ssl_retry(_std_write, (self, data), exc, self._tp_timeout, "write")
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        if self._sslobj is None:
+            return super().send(data, flags)
+        self._checkClosed()
+        if flags != 0:
+            raise ValueError(
+                f"non-zero flags not allowed in calls to send() on {self.__class__}"
+            )
+        return self.write(data)
+
+    def do_handshake(self, block: bool = False) -> None:
+        """Perform the TLS handshake (cancellably, unless the socket is non-blocking)."""
+        self._check_connected()
+        timeout = self._tp_timeout
+        sslobj = self._sslobj
+        assert sslobj is not None
+        try:
+            sslobj.do_handshake()
+        except (_WantRead, _WantWrite) as exc:
+            if timeout == 0.0 and not block:
+                raise
+            try:
+                self._ssl_retry(
+                    sslobj.do_handshake, (), exc, None if timeout == 0.0 else timeout,
+                    "handshake",
+                )
+            except BaseException as error:
+                if self._tp_creating and not isinstance(error, OSError | ValueError):
+                    self.close()  # cancelled inside wrap_socket(): nobody else will
+                raise
+
+    def unwrap(self) -> _stdsocket.socket:
+        """Shut TLS down (waiting for the peer's close_notify) and return the socket."""
+        sslobj = self._sslobj
+        if not sslobj:
+            raise ValueError("No SSL wrapper around " + str(self))
+        try:
+            s = sslobj.shutdown()
+        except (_WantRead, _WantWrite) as exc:
+            if self._tp_timeout == 0.0:
+                raise
+            what = "read" if isinstance(exc, _WantRead) else "write"
+            s = self._ssl_retry(sslobj.shutdown, (), exc, self._tp_timeout, what)
+        self._sslobj = None
+        return s  # type: ignore[no-any-return]
+
+    def accept(self) -> tuple[SSLSocket, Any]:  # type: ignore[override]
+        """Accept a connection and wrap it (server side) in an :class:`SSLSocket`."""
+        newsock, addr = _socket.accept(self)
+        wrapped = SSLSocket._create(
+            newsock,
+            server_side=True,
+            do_handshake_on_connect=self.do_handshake_on_connect,
+            suppress_ragged_eofs=self.suppress_ragged_eofs,
+            context=self.context,
+        )
+        return wrapped, addr
+
+
+SSLSocket.__module__ = "threadpatch.ssl"
+
+
+class SSLContext(_std.SSLContext):
+    """``ssl.SSLContext`` whose ``wrap_socket`` returns a cancellable :class:`SSLSocket`."""
+
+    sslsocket_class = SSLSocket  # type: ignore[assignment]
+
+
+SSLContext.__module__ = "threadpatch.ssl"
+
+
+def create_default_context(
+    purpose: _std.Purpose = _std.Purpose.SERVER_AUTH,
+    *,
+    cafile: str | None = None,
+    capath: str | None = None,
+    cadata: str | bytes | None = None,
+) -> SSLContext:
+    """``ssl.create_default_context`` returning our :class:`SSLContext`."""
+    context = _std.create_default_context(purpose, cafile=cafile, capath=capath, cadata=cadata)
+    # Same C layout, no extra state: adopt the stdlib's fully configured context.
+    context.__class__ = SSLContext
+    return context  # type: ignore[return-value]
+
+
+def get_server_certificate(
+    addr: tuple[str, int],
+    ssl_version: int = _std.PROTOCOL_TLS_CLIENT,
+    ca_certs: str | None = None,
+    timeout: float | None = _stdsocket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+) -> str:
+    """``ssl.get_server_certificate`` with a cancellable connect and handshake."""
+    host, _port = addr
+    cert_reqs = _std.CERT_REQUIRED if ca_certs is not None else _std.CERT_NONE
+    context = _std._create_unverified_context(ssl_version, cert_reqs=cert_reqs, cafile=ca_certs)
+    context.__class__ = SSLContext
+    with (
+        _socket.create_connection(addr, timeout=timeout) as sock,
+        context.wrap_socket(sock, server_hostname=host) as sslsock,
+    ):
+        dercert = sslsock.getpeercert(True)
+    return _std.DER_cert_to_PEM_cert(dercert)

@@ -5,13 +5,17 @@ so ``build_py`` copies it next to the package in the build directory: a
 normal wheel then installs it into site-packages.  For ``pip install -e .``,
 setuptools assembles the editable wheel in the install directory instead, so
 ``build_py`` copies it there as well.
+
+``threadpatch._speedups`` (C fast paths of Lock/RLock) is optional: if it
+cannot be built, the install goes on and threadpatch uses its pure-Python
+implementation (see threadpatch/_sync.py).
 """
 
 from __future__ import annotations
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 PTH = "threadpatch-autopatch.pth"
@@ -32,4 +36,6 @@ class build_py_with_pth(build_py):
         return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, PTH)]
 
 
-setup(cmdclass={"build_py": build_py_with_pth})
+SPEEDUPS = Extension("threadpatch._speedups", ["threadpatch/_speedups.c"], optional=True)
+
+setup(cmdclass={"build_py": build_py_with_pth}, ext_modules=[SPEEDUPS])

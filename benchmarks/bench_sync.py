@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import threadpatch
 from benchmarks import _harness
 from benchmarks._harness import Row, Table, percentile, ratio_row
-from threadpatch import _core
+from threadpatch import _core, _sync
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -121,8 +121,43 @@ def _cancel_latency(samples: int) -> list[float]:
     return latencies
 
 
+def _reference_row(
+    table: Table,
+    name: str,
+    ours: Callable[[int], None],
+    native: Callable[[int], None],
+    n: int,
+    rounds: int = 7,
+) -> None:
+    """The pure-Python core next to the active C one: reported, not a target."""
+    a, b = _harness.compare(ours, native, n, rounds)
+    table.add(Row(f"  {name}, pure-Python core", a, b, "(reference)", True))
+
+
+def _reference_rows(table: Table) -> None:
+    if _sync.IMPLEMENTATION == "python":
+        return  # the rows above already measured it
+    py_lock, py_rlock = _sync.LOCK_IMPLEMENTATIONS["python"]
+    _reference_row(
+        table, "Lock acquire()+release()", _pair(py_lock()), _pair(threading.Lock()), 200_000
+    )
+    _reference_row(table, "with Lock", _with(py_lock()), _with(threading.Lock()), 200_000)
+    _reference_row(
+        table, "RLock acquire()+release()", _pair(py_rlock()), _pair(threading.RLock()), 200_000
+    )
+    _reference_row(table, "with RLock", _with(py_rlock()), _with(threading.RLock()), 200_000)
+    _reference_row(
+        table,
+        "contended Lock hand-off",
+        _contended(py_lock),
+        _contended(threading.Lock),
+        200_000,
+        rounds=5,
+    )
+
+
 def run() -> Table:
-    table = Table("sync and queues (ratio to threading / queue)")
+    table = Table(f"sync and queues (ratio to threading / queue; {_sync.IMPLEMENTATION} locks)")
     ratio_row(
         table,
         "Lock acquire()+release() uncontended",
@@ -190,6 +225,7 @@ def run() -> Table:
         1.5,
         rounds=3,
     )
+    _reference_rows(table)
     latencies = _cancel_latency(200)
     p99 = percentile(latencies, 99)
     table.add(

@@ -16,6 +16,7 @@ PACKAGE = Path(threadpatch.__file__).resolve().parent
 LAYERS: dict[str, int] = {
     "_core": 0,
     "_sync": 1,
+    "_speedups": 1,  # C fast paths of _sync (optional extension)
     "_queue": 1,
     "_time": 1,
     "_threading": 1,

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import importlib.util
+import os
+import subprocess
+import sys
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,6 +27,7 @@ from threadpatch import (
     ThreadError,
     ThreadTimeout,
     _core,
+    _sync,
     spawn,
     timeout_after,
 )
@@ -28,7 +35,24 @@ from threadpatch import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-LOCKS = [Lock, RLock]
+#: Both implementations of Lock and RLock present here: "python" (the reference)
+#: and, when the C accelerator is built, "c".  Lock tests run on each.
+IMPLS = sorted(_sync.LOCK_IMPLEMENTATIONS)
+LOCKS = [
+    pytest.param(cls, id=f"{name}-{cls.__name__}")
+    for name, pair in sorted(_sync.LOCK_IMPLEMENTATIONS.items())
+    for cls in pair
+]
+
+
+LockPair = tuple[type[Lock], type[RLock]]
+
+
+@pytest.fixture(params=IMPLS)
+def locks(request: pytest.FixtureRequest) -> LockPair:
+    """(Lock, RLock) of one implementation; tests unpack it over the module names."""
+    pair: LockPair = _sync.LOCK_IMPLEMENTATIONS[request.param]
+    return pair
 
 
 def _wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
@@ -56,10 +80,11 @@ def test_argument_validation_before_fast_path(locktype: Callable[[], Lock]) -> N
         lock.acquire(True, -5)
     with pytest.raises(TypeError):
         lock.acquire(True, "x")  # type: ignore[arg-type]
-    assert not lock._block.locked() if isinstance(lock, Lock) else not lock._is_owned()
+    assert lock._try_acquire()  # still free: validation came first
 
 
-def test_lock_surface_and_repr() -> None:
+def test_lock_surface_and_repr(locks: LockPair) -> None:
+    Lock, _ = locks
     lock = Lock()
     assert repr(lock).startswith("<unlocked threadpatch.Lock object at 0x")
     assert lock.acquire() is True
@@ -76,7 +101,8 @@ def test_lock_surface_and_repr() -> None:
     assert not lock.locked()
 
 
-def test_rlock_surface_and_repr() -> None:
+def test_rlock_surface_and_repr(locks: LockPair) -> None:
+    _, RLock = locks
     lock = RLock()
     with lock, lock:
         assert lock._recursion_count() == 2
@@ -97,14 +123,18 @@ def test_reprs_name_threadpatch() -> None:
     assert BrokenBarrierError is threading.BrokenBarrierError
 
 
-def test_lock_release_from_another_thread() -> None:
+def test_lock_release_from_another_thread(locks: LockPair) -> None:
+    Lock, _ = locks
     lock = Lock()
     lock.acquire()
     spawn(lock.release).join(timeout=5)
     assert not lock.locked()
 
 
-def test_stdlib_condition_works_with_our_rlock_and_lock() -> None:
+def test_stdlib_condition_works_with_our_rlock_and_lock(
+    locks: LockPair,
+) -> None:
+    Lock, RLock = locks
     for lock in (RLock(), Lock()):
         cond = threading.Condition(lock)
         seen = []
@@ -124,23 +154,186 @@ def test_stdlib_condition_works_with_our_rlock_and_lock() -> None:
 # -- fast path ---------------------------------------------------------------------
 
 
-def test_fast_paths_never_park(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_paths_never_park(
+    locks: LockPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Lock, RLock = locks
+
     def boom(*args: object) -> None:
         raise AssertionError("the fast path parked")
 
     monkeypatch.setattr(_core.ThreadState, "park", boom)
     monkeypatch.setattr(_core.ParkingLot, "park_until", boom)
+    # Nor do they leave the core for the Python slow paths or wake anyone.
+    for name in ("_acquire_slow", "_acquire_blocking", "_wake"):
+        monkeypatch.setattr(_sync._LockCommon, name, boom)
     for lock in (Lock(), RLock()):
         assert lock.acquire()
         lock.release()
+        assert lock.acquire(True)
+        lock.release()
+        assert lock.acquire(blocking=False)
+        lock.release()
+        assert lock.acquire(timeout=-1)
+        lock.release()
         with lock:
             pass
+    rlock = RLock()
+    with rlock, rlock:
+        assert rlock._recursion_count() == 2
     ev = Event()
     ev.set()
     assert ev.wait()
     sem = Semaphore(1)
     with sem:
         pass
+
+
+@pytest.mark.parametrize("impl", [_sync.IMPLEMENTATION])
+def test_active_implementation_is_reported_and_consistent(impl: str) -> None:
+    # The test id names the implementation in use: "...[c]" or "...[python]".
+    assert impl in _sync.LOCK_IMPLEMENTATIONS
+    assert (threadpatch.Lock, threadpatch.RLock) == _sync.LOCK_IMPLEMENTATIONS[impl]
+    built = importlib.util.find_spec("threadpatch._speedups") is not None
+    pure_requested = os.environ.get("THREADPATCH_PURE_PYTHON", "") not in ("", "0")
+    assert impl == ("c" if built and not pure_requested else "python")
+    for cls in (threadpatch.Lock, threadpatch.RLock):
+        assert cls.__module__ == "threadpatch"
+        assert cls.__qualname__ == cls.__name__ in ("Lock", "RLock")
+
+
+@pytest.mark.parametrize("flag", ["1", "0"])
+def test_pure_python_environment_variable(flag: str) -> None:
+    code = (
+        "import threadpatch, threadpatch._sync as s; "
+        "print(s.IMPLEMENTATION, threadpatch.Lock is s.PyLock, threadpatch.RLock is s.PyRLock)"
+    )
+    env = {**os.environ, "THREADPATCH_PURE_PYTHON": flag}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    built = importlib.util.find_spec("threadpatch._speedups") is not None
+    if flag == "1" or not built:
+        assert out.stdout.split() == ["python", "True", "True"]
+    else:
+        assert out.stdout.split() == ["c", "False", "False"]
+
+
+BAD_ACQUIRE_CALLS: list[tuple[tuple[object, ...], dict[str, object]]] = [
+    ((False, 1), {}),
+    ((True, -5), {}),
+    ((True, "x"), {}),
+    ((True, float("nan")), {}),
+    ((True, 1e300), {}),
+    ((), {"blocking": False, "timeout": 2}),
+    ((1, 2, 3), {}),
+    ((), {"nonsense": 1}),
+    ((True,), {"blocking": False}),
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs"), BAD_ACQUIRE_CALLS)
+def test_c_acquire_errors_are_the_native_ones(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    if "c" not in _sync.LOCK_IMPLEMENTATIONS:
+        pytest.skip("the C accelerator is not built")
+    with pytest.raises(Exception) as native:  # noqa: PT011 - compared below
+        threading.Lock().acquire(*args, **kwargs)  # type: ignore[arg-type]
+    for cls in _sync.LOCK_IMPLEMENTATIONS["c"]:
+        lock = cls()
+        with pytest.raises(type(native.value)) as ours:
+            lock.acquire(*args, **kwargs)
+        assert str(ours.value) == str(native.value)
+        assert lock._try_acquire()  # the failed call did not take it
+
+
+@pytest.mark.parametrize("locktype", LOCKS)
+def test_good_acquire_arguments(locktype: Callable[[], Lock]) -> None:
+    lock = locktype()
+    assert lock.acquire(True, -1.0) is True
+    lock.release()
+    assert lock.acquire(timeout=0) is True
+    lock.release()
+    assert lock.acquire(blocking=True, timeout=0.5) is True
+    lock.release()
+    assert lock.acquire(1) is True
+    lock.release()
+    holder = spawn(lock.acquire)
+    holder.join(timeout=5)
+    assert lock.acquire(False) is False
+    assert lock.acquire(blocking=False) is False
+    assert lock.acquire(True, 0) is False
+    assert lock.acquire(timeout=0.001) is False
+    assert lock.statistics().waiting == 0
+
+
+def test_subclasses_and_weakrefs(locks: LockPair) -> None:
+    Lock, RLock = locks
+    for base in (Lock, RLock):
+
+        class Mine(base):  # type: ignore[valid-type, misc]
+            def __init__(self) -> None:
+                super().__init__()
+                self.extra = 1
+
+        lock = Mine()
+        ref = weakref.ref(lock)
+        with lock:
+            assert lock.extra == 1
+            assert spawn(lambda lock=lock: lock.acquire(False)).join(timeout=5) is False
+        assert f"{__name__}.test_subclasses_and_weakrefs.<locals>.Mine object" in repr(lock)
+        del lock
+        gc.collect()
+        assert ref() is None
+
+
+def test_rlock_condition_restores_depth_under_contention(
+    locks: LockPair, wait_all_threads_blocked: Callable[..., None]
+) -> None:
+    # wait() releases every level; re-taking it while another thread holds
+    # it goes through the slow path of _acquire_restore.
+    _, RLock = locks
+    rlock = RLock()
+    cond = Condition(rlock)
+    depth: list[int] = []
+
+    def waiter() -> None:
+        with cond, cond, cond:
+            assert cond.wait(timeout=10)
+            depth.append(rlock._recursion_count())
+
+    t = spawn(waiter)
+    _wait_until(lambda: cond.statistics().waiting == 1)
+    wait_all_threads_blocked(expected=1)
+    with rlock:
+        cond.notify()
+        # Notified, it now waits for the lock we hold.
+        _wait_until(lambda: rlock.statistics().waiting == 1)
+        wait_all_threads_blocked(expected=1)
+    t.join(timeout=5)
+    assert depth == [3]
+    assert rlock.statistics() == _sync.RLockStatistics(False, 0, 0, 0)
+
+
+def test_release_wakes_a_waiter_in_each_path(
+    locks: LockPair, wait_all_threads_blocked: Callable[..., None]
+) -> None:
+    for locktype in locks:
+        lock = locktype()
+        lock.acquire()
+
+        def waiter(lock: Lock = lock) -> bool:
+            got = lock.acquire(timeout=10)
+            lock.release()
+            return got
+
+        t = spawn(waiter)
+        wait_all_threads_blocked(expected=1)
+        lock.release()
+        assert t.join(timeout=5) is True
 
 
 # -- locks and cancellation ---------------------------------------------------------
@@ -191,7 +384,8 @@ def test_cancel_before_acquire(locktype: Callable[[], Lock]) -> None:
     assert results == [True, "cancelled"]
 
 
-def test_cancel_after_acquire_is_a_noop() -> None:
+def test_cancel_after_acquire_is_a_noop(locks: LockPair) -> None:
+    Lock, _ = locks
     lock = Lock()
     t = spawn(lock.acquire)
     assert t.join(timeout=5) is True
@@ -200,7 +394,11 @@ def test_cancel_after_acquire_is_a_noop() -> None:
     assert lock.locked()
 
 
-def test_cancel_holder_releases_in_with(wait_all_threads_blocked: Callable[..., None]) -> None:
+def test_cancel_holder_releases_in_with(
+    locks: LockPair,
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    Lock, _ = locks
     lock, never = Lock(), Event()
 
     def holder() -> None:
@@ -238,7 +436,8 @@ def test_deadline_on_acquire(locktype: Callable[[], Lock]) -> None:
     h.join(timeout=5)
 
 
-def test_acquire_timeout_returns_false() -> None:
+def test_acquire_timeout_returns_false(locks: LockPair) -> None:
+    Lock, _ = locks
     lock = Lock()
     lock.acquire()
     assert spawn(lambda: lock.acquire(timeout=0.01)).join(timeout=5) is False
@@ -246,8 +445,10 @@ def test_acquire_timeout_returns_false() -> None:
 
 
 def test_cancel_plain_threading_thread_waiting_on_lock(
+    locks: LockPair,
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
+    Lock, _ = locks
     lock, outcome = Lock(), []
 
     def body() -> None:
@@ -265,7 +466,10 @@ def test_cancel_plain_threading_thread_waiting_on_lock(
     assert outcome == ["cancelled"]
 
 
-def test_main_thread_and_spawned_threads_share_a_lock() -> None:
+def test_main_thread_and_spawned_threads_share_a_lock(
+    locks: LockPair,
+) -> None:
+    Lock, _ = locks
     lock, counter = Lock(), [0]
 
     def work() -> None:
@@ -283,7 +487,8 @@ def test_main_thread_and_spawned_threads_share_a_lock() -> None:
     assert counter[0] == 5 * 2000
 
 
-def test_hub_thread_blocks_natively() -> None:
+def test_hub_thread_blocks_natively(locks: LockPair) -> None:
+    Lock, _ = locks
     lock, cond, done = Lock(), Condition(), Event()
     results: list[object] = []
     lock.acquire()
@@ -305,8 +510,10 @@ def test_hub_thread_blocks_natively() -> None:
 
 
 def test_cancelled_condition_wait_reacquires_lock(
+    locks: LockPair,
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
+    Lock, RLock = locks
     for lock in (Lock(), RLock(), threading.Lock()):
         cond, seen = Condition(lock), []
 
@@ -544,7 +751,8 @@ def test_barrier_deadline_breaks_it() -> None:
     assert barrier.broken
 
 
-def test_at_fork_reinit_resets() -> None:
+def test_at_fork_reinit_resets(locks: LockPair) -> None:
+    Lock, RLock = locks
     lock, rlock, ev = Lock(), RLock(), Event()
     lock.acquire()
     rlock.acquire()

@@ -17,35 +17,41 @@ How it works::
        (cancel / deadline wake it too; then it raises, lock not held)
 
 * ``Lock`` and ``RLock`` keep a *native* lock underneath: the uncontended path
-  is one native ``acquire(False)`` plus one Python frame, and never touches the
-  hub.  Waiters register in a :class:`~threadpatch._core.ParkingLot` before
-  their last try, so a release only does extra work when someone waits, and no
-  wake-up is lost.  Releases let a running thread barge in, as native locks do,
-  so a contended lock is not a convoy.
+  is one native non-blocking acquire and never touches the hub.  Waiters
+  register in a :class:`~threadpatch._core.ParkingLot` before their last try,
+  so a release only does extra work when someone waits, and no wake-up is
+  lost.  Releases let a running thread barge in, as native locks do, so a
+  contended lock is not a convoy.
+* The fast paths (acquire, release, ``with``) run in C when the optional
+  ``threadpatch._speedups`` extension is built: two C calls per acquire and
+  release, like the native lock.  Otherwise (or with the environment variable
+  ``THREADPATCH_PURE_PYTHON=1`` at import) the pure-Python reference cores
+  below do the same in one Python frame each.  Waiting is Python either way.
 * ``Condition`` keeps a FIFO of ``[waiter, notified]`` entries.  ``notify``
   marks and unparks; a waiter that is cancelled after being notified passes the
   notification on, so ``Semaphore`` and ``Barrier`` (built on it, as in
   ``threading``) never lose a wake-up.  The lock is re-acquired under a shield,
   so a cancelled ``wait`` still leaves the lock held for the ``with`` block.
-* In the hub thread nothing parks: locks block natively, and condition
-  waiters wait on a private native lock, as ``threading`` does.
+* In the hub thread nothing parks on the hub: lock and condition waiters
+  wait on a private native lock, as ``threading`` does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from . import _core
 from ._core import _natives
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
+    from types import ModuleType, TracebackType
 
 __all__ = [
     "Barrier",
@@ -110,11 +116,11 @@ def waiter_for_current_thread() -> _Waiter:
     return _current_state()
 
 
-def _validate_acquire_args(blocking: bool, timeout: float) -> None:
+def _validate_acquire_args(*args: Any, **kwargs: Any) -> None:
     # A fresh native lock is free, so this never waits: it only raises the
     # very errors (and messages) the native lock raises on this Python.
     probe = _allocate_lock()
-    probe.acquire(blocking, timeout)
+    probe.acquire(*args, **kwargs)
 
 
 # -- statistics ------------------------------------------------------------------
@@ -170,75 +176,150 @@ class BarrierStatistics:
     broken: bool
 
 
-# -- Lock ------------------------------------------------------------------------
+# -- Lock and RLock ----------------------------------------------------------------
+#
+# Each class is a *core* (the fast paths: try the native lock, release it, wake
+# only if the waiter deque is non-empty) plus ``_LockCommon`` (waiting, reprs,
+# statistics).  The core is the C type from ``_speedups`` when it is built, or
+# the pure-Python reference below; both call back into the same slow paths:
+#
+#   core.acquire() --busy, blocking--> self._acquire_blocking()  -> park
+#   core.acquire(<other arguments>) -> self._acquire_slow(*args, **kwargs)
+#   core.release() --waiters--> self._wake()                     -> unpark one
 
 
-class Lock:
-    """A cancellable ``threading.Lock``.
+def _load_speedups() -> ModuleType | None:
+    flag = os.environ.get("THREADPATCH_PURE_PYTHON", "").strip().lower()
+    if flag not in ("", "0", "false", "no", "off"):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    return _speedups
 
-    Any thread may release it.  Waiting is a cancellation point.
+
+_speedups = _load_speedups()
+#: ``"c"`` when Lock and RLock run on the C accelerator, ``"python"`` otherwise.
+IMPLEMENTATION = "python" if _speedups is None else "c"
+
+
+def _acquire_args(blocking: bool = True, timeout: float = -1) -> tuple[bool, float]:
+    return blocking, timeout
+
+
+def _hub_park_until(
+    lot: _core.ParkingLot, predicate: Callable[[], bool], timeout: float | None
+) -> bool:
+    """``ParkingLot.park_until`` for the hub thread: it waits on a native waiter.
+
+    The waiter sits in the lot's FIFO like a parked thread, so releases wake
+    it the same way; nothing here needs the hub.
     """
+    if predicate():
+        return True
+    waiter = _NativeWaiter()
+    deadline = None if timeout is None else _monotonic() + timeout
+    # The lot's own guard: unpark_one() pops under it.
+    waiters, guard = cast("deque[Any]", lot.waiters), lot._lock
+    with guard:
+        waiters.append(waiter)
+    ok = False
+    try:
+        while True:
+            if predicate():
+                ok = True
+                return True
+            if deadline is None:
+                waiter.park()
+            else:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    ok = predicate()
+                    return ok
+                waiter.park(remaining)
+            with guard:
+                if waiter not in waiters:
+                    waiters.appendleft(waiter)
+    finally:
+        with guard:
+            try:
+                waiters.remove(waiter)
+                notified = False
+            except ValueError:
+                notified = True
+        if notified and not ok:
+            lot.unpark_one()
 
-    __module__ = "threadpatch"
-    __slots__ = ("__weakref__", "_block", "_lot", "_waiters")
+
+class _LockCommon:
+    """What Lock and RLock share over either core: waiting, wake-ups, set-up."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        _lot: _core.ParkingLot
+        _waiters: deque[Any]
+
+        def _try_acquire(self) -> bool: ...
+
+    def _acquire_slow(self, *args: Any, **kwargs: Any) -> bool:
+        # Any call the fast path did not take: validate it with a native
+        # lock first (the very errors and messages of this Python), then one
+        # more try, then wait.
+        _validate_acquire_args(*args, **kwargs)
+        blocking, timeout = _acquire_args(*args, **kwargs)
+        if self._try_acquire():
+            return True
+        if not blocking:
+            return False
+        return self._wait(None if timeout == -1 else float(timeout))
+
+    def _acquire_blocking(self) -> bool:
+        # acquire()/__enter__ found the lock busy: wait without a timeout.
+        return self._wait(None)
+
+    def _wait(self, seconds: float | None) -> bool:
+        if _is_hub_thread():
+            return _hub_park_until(self._lot, self._try_acquire, seconds)
+        return self._lot.park_until(self._try_acquire, seconds)
+
+    def _wake(self) -> None:
+        self._lot.unpark_one()
+
+
+class _PyLockCore:
+    """Pure-Python fast paths of :class:`Lock` (the reference for ``_speedups.LockCore``)."""
+
+    __slots__ = ("__weakref__", "_block", "_waiters")
+
+    if TYPE_CHECKING:
+
+        def _acquire_slow(self, *args: Any, **kwargs: Any) -> bool: ...
+        def _acquire_blocking(self) -> bool: ...
+        def _wake(self) -> None: ...
 
     def __init__(self) -> None:
         self._block = _allocate_lock()
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
-
-    def __repr__(self) -> str:
-        cls = type(self)
-        state = "locked" if self._block.locked() else "unlocked"
-        return f"<{state} {cls.__module__}.{cls.__qualname__} object at {id(self):#x}>"
+        self._waiters: deque[Any] = deque()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, as ``threading.Lock.acquire``.
-
-        Args:
-            blocking: wait for the lock if it is held.
-            timeout: with ``blocking``, wait at most this many seconds (-1: forever).
-
-        Returns:
-            True if the lock was acquired, False if not (non-blocking or timeout).
-
-        Raises:
-            ValueError: a timeout with ``blocking=False``, or a negative timeout.
-            ThreadCancelled: cancelled (or a deadline expired) while waiting.
-
-        Cancellation:
-            If cancelled while waiting, the lock is not held.  A free lock is
-            still acquired by a cancelled thread: that does not block.
-        """
         # Any ``blocking`` is valid with the default timeout, so the one
         # comparison is the whole argument check of the fast path.
         if timeout == -1 and self._block.acquire(False):
             return True
         return self._acquire_slow(blocking, timeout)
 
-    def _acquire_slow(self, blocking: bool, timeout: float) -> bool:
-        _validate_acquire_args(blocking, timeout)
-        block = self._block
-        if block.acquire(False):
-            return True
-        if not blocking:
-            return False
-        if _is_hub_thread():
-            return bool(block.acquire(True, timeout))
-        seconds = None if timeout == -1 else float(timeout)
-        return self._lot.park_until(lambda: bool(block.acquire(False)), seconds)
-
     def __enter__(self) -> bool:
         # acquire() without the argument check: ``with`` passes none.
         if self._block.acquire(False):
             return True
-        return self._acquire_slow(True, -1)
+        return self._acquire_blocking()
 
     def release(self) -> None:
-        """Release the lock (any thread may); RuntimeError if it is not locked."""
         self._block.release()
         if self._waiters:
-            self._lot.unpark_one()
+            self._wake()
 
     def __exit__(
         self,
@@ -248,47 +329,148 @@ class Lock:
     ) -> None:
         self._block.release()
         if self._waiters:
-            self._lot.unpark_one()
+            self._wake()
 
     def locked(self) -> bool:
-        """True if the lock is held."""
         return self._block.locked()
 
+    def _try_acquire(self) -> bool:
+        return self._block.acquire(False)
+
     def _at_fork_reinit(self) -> None:
-        # In a forked child only the forking thread survives: start afresh.
         self._block = _allocate_lock()
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
+
+
+class _LockMethods(_LockCommon):
+    """Lock's public surface on top of a core (docstrings live here)."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def locked(self) -> bool: ...
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        state = "locked" if self.locked() else "unlocked"
+        return f"<{state} {cls.__module__}.{cls.__qualname__} object at {id(self):#x}>"
 
     def statistics(self) -> LockStatistics:
         """A snapshot: ``locked`` and the number of ``waiting`` threads."""
-        return LockStatistics(self._block.locked(), len(self._waiters))
+        return LockStatistics(self.locked(), len(self._waiters))
 
 
-# -- RLock -----------------------------------------------------------------------
+class PyLock(_LockMethods, _PyLockCore):
+    """A cancellable ``threading.Lock``.
 
-_OWNER_COUNT = re.compile(r"owner=(\d+) count=(\d+)")
-
-
-class RLock:
-    """A cancellable ``threading.RLock`` (re-entrant; only the owner may release).
-
-    Also provides ``_is_owned``, ``_release_save``, ``_acquire_restore`` and
-    ``_recursion_count`` so that ``threading.Condition`` works with it.
+    Any thread may release it.  ``acquire(blocking=True, timeout=-1)`` waits
+    as ``threading.Lock.acquire`` does (ValueError for a timeout with
+    ``blocking=False`` or a negative one) and is a cancellation point: if
+    cancelled while waiting, it raises ThreadCancelled and the lock is not
+    held.  A free lock is still acquired by a cancelled thread: that does not
+    block.
     """
 
     __module__ = "threadpatch"
-    __slots__ = ("__weakref__", "_block", "_lot", "_waiters")
+    __slots__ = ("_lot",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+    def _at_fork_reinit(self) -> None:
+        # In a forked child only the forking thread survives: start afresh.
+        _PyLockCore._at_fork_reinit(self)
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+
+class _PyRLockCore:
+    """Pure-Python fast paths of :class:`RLock` (the reference for ``_speedups.RLockCore``)."""
+
+    __slots__ = ("__weakref__", "_block", "_waiters")
+
+    if TYPE_CHECKING:
+
+        def _acquire_slow(self, *args: Any, **kwargs: Any) -> bool: ...
+        def _acquire_blocking(self) -> bool: ...
+        def _acquire_restore_slow(self) -> None: ...
+        def _wake(self) -> None: ...
 
     def __init__(self) -> None:
         self._block: Any = _native_rlock()
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
+        self._waiters: deque[Any] = deque()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout == -1 and self._block.acquire(False):
+            return True
+        return self._acquire_slow(blocking, timeout)
+
+    def __enter__(self) -> bool:
+        if self._block.acquire(False):
+            return True
+        return self._acquire_blocking()
+
+    def release(self) -> None:
+        block = self._block
+        block.release()
+        if self._waiters and not block._is_owned():
+            self._wake()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        block = self._block
+        block.release()
+        if self._waiters and not block._is_owned():
+            self._wake()
+
+    def _try_acquire(self) -> bool:
+        return bool(self._block.acquire(False))
+
+    def _is_owned(self) -> bool:
+        return bool(self._block._is_owned())
+
+    def _recursion_count(self) -> int:
+        return int(self._block._recursion_count())
 
     def _owner_count(self) -> tuple[int, int]:
         # The native RLock keeps owner and depth to itself, except in its repr.
         match = _OWNER_COUNT.search(repr(self._block))
         return (int(match[1]), int(match[2])) if match else (0, 0)
+
+    def _release_save(self) -> tuple[int, int]:
+        state: tuple[int, int] = self._block._release_save()
+        if self._waiters:
+            self._wake()
+        return state
+
+    def _acquire_restore(self, state: tuple[int, int]) -> None:
+        block = self._block
+        if not block.acquire(False):
+            self._acquire_restore_slow()
+        for _ in range(state[0] - 1):
+            block.acquire(False)
+
+    def _at_fork_reinit(self) -> None:
+        self._block = _native_rlock()
+
+
+_OWNER_COUNT = re.compile(r"owner=(\d+) count=(\d+)")
+
+
+class _RLockMethods(_LockCommon):
+    """RLock's public surface on top of a core."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def _owner_count(self) -> tuple[int, int]: ...
 
     def __repr__(self) -> str:
         cls = type(self)
@@ -299,88 +481,95 @@ class RLock:
             f"count={count} at {id(self):#x}>"
         )
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, or add a level if the calling thread owns it.
-
-        Same arguments, return value and errors as :meth:`Lock.acquire`.
-
-        Cancellation:
-            If cancelled while waiting, the lock is not held.
-        """
-        if timeout == -1 and self._block.acquire(False):
-            return True
-        return self._acquire_slow(blocking, timeout)
-
-    def _acquire_slow(self, blocking: bool, timeout: float) -> bool:
-        _validate_acquire_args(blocking, timeout)
-        block = self._block
-        if block.acquire(False):
-            return True
-        if not blocking:
-            return False
-        if _is_hub_thread():
-            return bool(block.acquire(True, timeout))
-        seconds = None if timeout == -1 else float(timeout)
-        return self._lot.park_until(lambda: bool(block.acquire(False)), seconds)
-
-    def __enter__(self) -> bool:
-        if self._block.acquire(False):
-            return True
-        return self._acquire_slow(True, -1)
-
-    def release(self) -> None:
-        """Drop one level; RuntimeError if the calling thread does not own the lock."""
-        block = self._block
-        block.release()
-        if self._waiters and not block._is_owned():
-            self._lot.unpark_one()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        block = self._block
-        block.release()
-        if self._waiters and not block._is_owned():
-            self._lot.unpark_one()
-
-    def _is_owned(self) -> bool:
-        return bool(self._block._is_owned())
-
-    def _recursion_count(self) -> int:
-        return int(self._block._recursion_count())
-
-    def _release_save(self) -> tuple[int, int]:
-        state: tuple[int, int] = self._block._release_save()
-        if self._waiters:
-            self._lot.unpark_one()
-        return state
-
-    def _acquire_restore(self, state: tuple[int, int]) -> None:
+    def _acquire_restore_slow(self) -> None:
         # Used by Condition.wait on the way out: it must end with the lock
         # held even if the thread is cancelled meanwhile, hence the shield.
-        count = state[0]
-        block = self._block
-        if not block.acquire(False):
-            if _is_hub_thread():
-                block.acquire()
-            else:
-                with _shield():
-                    self._lot.park_until(lambda: block.acquire(False))
-        for _ in range(count - 1):
-            block.acquire(False)
-
-    def _at_fork_reinit(self) -> None:
-        self._block = _native_rlock()
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
+        if _is_hub_thread():
+            _hub_park_until(self._lot, self._try_acquire, None)
+            return
+        with _shield():
+            self._lot.park_until(self._try_acquire)
 
     def statistics(self) -> RLockStatistics:
         """A snapshot: ``locked``, ``owner`` ident, recursion ``count``, ``waiting``."""
         owner, count = self._owner_count()
         return RLockStatistics(bool(count), owner, count, len(self._waiters))
+
+
+class PyRLock(_RLockMethods, _PyRLockCore):
+    """A cancellable ``threading.RLock`` (re-entrant; only the owner may release).
+
+    Waiting in ``acquire`` is a cancellation point (if cancelled, the lock is
+    not held).  Also provides ``_is_owned``, ``_release_save``,
+    ``_acquire_restore`` and ``_recursion_count`` so that
+    ``threading.Condition`` works with it.
+    """
+
+    __module__ = "threadpatch"
+    __slots__ = ("_lot",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+    def _at_fork_reinit(self) -> None:
+        # In a forked child only the forking thread survives: start afresh.
+        _PyRLockCore._at_fork_reinit(self)
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
+
+
+#: The lock classes of each implementation available in this process
+#: ("python" always; "c" when the accelerator is built).  Tests run both.
+LOCK_IMPLEMENTATIONS: dict[str, tuple[type[Any], type[Any]]] = {"python": (PyLock, PyRLock)}
+
+if _speedups is not None:
+    from ._speedups import LockCore as _CLockCore
+    from ._speedups import RLockCore as _CRLockCore
+
+    class CLock(_LockMethods, _CLockCore):
+        __doc__ = PyLock.__doc__
+        __module__ = "threadpatch"
+        __slots__ = ("_lot",)
+
+        def __init__(self) -> None:
+            self._lot = _ParkingLot()
+            self._waiters = self._lot.waiters
+
+        def _at_fork_reinit(self) -> None:
+            _CLockCore._at_fork_reinit(self)
+            self._lot = _ParkingLot()
+            self._waiters = self._lot.waiters
+
+    class CRLock(_RLockMethods, _CRLockCore):
+        __doc__ = PyRLock.__doc__
+        __module__ = "threadpatch"
+        __slots__ = ("_lot",)
+
+        def __init__(self) -> None:
+            self._lot = _ParkingLot()
+            self._waiters = self._lot.waiters
+
+        def _at_fork_reinit(self) -> None:
+            _CRLockCore._at_fork_reinit(self)
+            self._lot = _ParkingLot()
+            self._waiters = self._lot.waiters
+
+    LOCK_IMPLEMENTATIONS["c"] = (CLock, CRLock)
+
+for _lock_cls, _rlock_cls in LOCK_IMPLEMENTATIONS.values():
+    _lock_cls.__name__ = _lock_cls.__qualname__ = "Lock"
+    _rlock_cls.__name__ = _rlock_cls.__qualname__ = "RLock"
+
+#: Exact types whose ``locked()`` tells Condition whether the lock is held.
+_PLAIN_LOCKS = tuple(impl[0] for impl in LOCK_IMPLEMENTATIONS.values())
+
+if TYPE_CHECKING:
+    Lock = PyLock
+    RLock = PyRLock
+else:
+    Lock, RLock = LOCK_IMPLEMENTATIONS[IMPLEMENTATION]
 
 
 # -- Condition -------------------------------------------------------------------
@@ -408,19 +597,16 @@ class Condition:
         self._acquire_restore: Callable[[Any], None] = getattr(
             lock, "_acquire_restore", self._plain_acquire_restore
         )
-        # A native probe to re-take one of our plain Locks without a shield.
-        self._try_reacquire: Callable[[bool], bool] | None = None
-        if type(lock) is Lock:
-            self._is_owned = lock._block.locked
-            self._try_reacquire = lock._block.acquire
+        # A non-blocking try to re-take one of our plain Locks without a shield.
+        self._try_reacquire: Callable[[], bool] | None = None
+        if type(lock) in _PLAIN_LOCKS:
+            self._is_owned = lock.locked
+            self._try_reacquire = lock._try_acquire
         self._waiters: deque[list[Any]] = deque()
 
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()
         self._waiters.clear()
-        if type(self._lock) is Lock:
-            self._is_owned = self._lock._block.locked
-            self._try_reacquire = self._lock._block.acquire
 
     def __enter__(self) -> bool:
         return self._lock.__enter__()  # type: ignore[no-any-return]
@@ -446,7 +632,7 @@ class Condition:
 
     def _reacquire(self, saved: Any, hub: bool) -> None:
         try_reacquire = self._try_reacquire
-        if try_reacquire is not None and try_reacquire(False):
+        if try_reacquire is not None and try_reacquire():
             return
         if hub:
             self._acquire_restore(saved)

@@ -323,3 +323,193 @@ def test_shutdown_wakes_blocked_getters_and_putters(
         assert isinstance(t.exception, shut_down)
     assert full.empty()
     full.join()  # immediate shutdown counted the dropped item done
+
+
+# -- not_empty / not_full / all_tasks_done (stdlib compatibility) ------------------
+
+
+def test_conditions_are_bound_to_the_mutex() -> None:
+    q: Queue[int] = Queue()
+    for cond in (q.not_empty, q.not_full, q.all_tasks_done):
+        assert isinstance(cond, _queue.QueueCondition)
+        assert repr(cond).startswith("<Condition(<unlocked _thread.lock object")
+        with pytest.raises(RuntimeError, match="un-acquired"):
+            cond.wait(0)
+        with pytest.raises(RuntimeError, match="un-acquired"):
+            cond.notify()
+        with pytest.raises(RuntimeError, match="un-acquired"):
+            cond.notify_all()
+        with cond:
+            assert q.mutex.locked()
+            assert cond.wait(0) is False
+            assert cond.wait(0.001) is False
+            assert cond.wait_for(lambda: 0, timeout=0.001) == 0
+            assert cond.wait_for(lambda: 5) == 5
+            cond.notify(3)  # nobody waits: a no-op
+            cond.notify_all()
+            assert cond.statistics().waiting == 0
+        assert not q.mutex.locked()
+        assert cond.acquire(False)
+        cond.release()
+
+
+def test_clear_queue_idiom_releases_join(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q: Queue[int] = Queue()
+    for i in range(3):
+        q.put(i)
+    joiner = spawn(q.join)
+    wait_all_threads_blocked(expected=1)
+    assert q.all_tasks_done.statistics().waiting == 1
+    with q.mutex:  # the idiom from code written for queue.Queue
+        q.queue.clear()
+        q.all_tasks_done.notify_all()
+        q.unfinished_tasks = 0
+    joiner.join(timeout=5)
+    assert q.empty()
+    assert q.statistics().joiners_waiting == 0
+
+
+def test_notify_not_full_wakes_a_blocked_put(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q: Queue[int] = Queue(maxsize=1)
+    q.put(1)
+    putter = spawn(q.put, 2)
+    wait_all_threads_blocked(expected=1)
+    with q.not_full:
+        q.queue.clear()
+        q.not_full.notify()
+    putter.join(timeout=5)
+    assert q.get_nowait() == 2
+
+
+def test_notify_not_empty_without_item_lets_get_wait_on(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    q: Queue[str] = Queue()
+    getter = spawn(q.get, True, 10)
+    wait_all_threads_blocked(expected=1)
+    with q.not_empty:
+        q.not_empty.notify()  # a wake-up with nothing to take
+    _wait_for_state(lambda: q.statistics().getters_waiting == 1)
+    wait_all_threads_blocked(expected=1)
+    q.put("item")
+    assert getter.join(timeout=5) == "item"
+
+
+def _wait_for_state(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = _core._natives.monotonic() + timeout
+    while not predicate():
+        assert _core._natives.monotonic() < deadline, "state never reached"
+        _core._natives.sleep(0.0005)
+
+
+class BatchQueue(Queue[str]):
+    """A subclass as found in the wild: own storage, and its own waits on not_empty."""
+
+    def _init(self, maxsize: int) -> None:
+        self.queue: dict[str, int] = {}  # coalesces duplicates, counting them
+
+    def _qsize(self) -> int:
+        return len(self.queue)
+
+    def _put(self, item: str) -> None:
+        self.queue[item] = self.queue.get(item, 0) + 1
+
+    def _get(self) -> str:
+        key = next(iter(self.queue))
+        del self.queue[key]
+        return key
+
+    def get_batch(self, timeout: float | None = None) -> dict[str, int]:
+        with self.not_empty:
+            if not self.not_empty.wait_for(self._qsize, timeout):
+                raise Empty
+            batch, self.queue = self.queue, {}
+            self.not_full.notify_all()
+            return batch
+
+
+def test_subclass_waiting_on_not_empty(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q = BatchQueue(maxsize=2)
+    # The stdlib surface on the subclass's storage.
+    q.put("a")
+    q.put("a")
+    assert q.qsize() == 1
+    assert q.get() == "a"
+    with pytest.raises(Empty):
+        q.get_batch(timeout=0.001)
+
+    # Woken by the queue's own put().
+    waiter = spawn(q.get_batch, 10)
+    wait_all_threads_blocked(expected=1)
+    assert q.statistics().getters_waiting == 1
+    q.put("x")
+    assert waiter.join(timeout=5) == {"x": 1}
+
+    # Woken by notify() after items were added under the mutex.
+    waiter = spawn(q.get_batch, 10)
+    wait_all_threads_blocked(expected=1)
+    with q.mutex:
+        q._put("y")
+        q._put("y")
+        q._put("z")
+        q.not_empty.notify()
+    assert waiter.join(timeout=5) == {"y": 2, "z": 1}
+
+    # A putter blocked on the full queue is woken by the batch's not_full.notify_all().
+    q.put("p")
+    q.put("q")
+    putter = spawn(q.put, "r")
+    wait_all_threads_blocked(expected=1)
+    assert q.get_batch() == {"p": 1, "q": 1}
+    putter.join(timeout=5)
+    assert q.get_nowait() == "r"
+
+
+def test_cancelled_wait_on_not_empty(wait_all_threads_blocked: Callable[..., None]) -> None:
+    q = BatchQueue()
+    owned: list[bool] = []
+
+    def body() -> None:
+        with q.not_empty:
+            try:
+                q.not_empty.wait()
+            except ThreadCancelled:
+                owned.append(q.mutex.locked())
+                raise
+
+    t = spawn(body)
+    wait_all_threads_blocked(expected=1)
+    assert t.cancel(timeout=5)
+    assert t.cancelled
+    assert owned == [True]  # the mutex was held again when it raised
+    assert not q.mutex.locked()  # and released by the with block
+    assert q.statistics().getters_waiting == 0
+
+    # A deadline on the subclass's own wait.
+    with pytest.raises(ThreadTimeout), timeout_after(0.01):
+        q.get_batch()
+    assert not q.mutex.locked()
+
+
+def test_notified_then_cancelled_condition_waiter_passes_it_on(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    q: Queue[int] = Queue()
+    first = spawn(q.get)  # an internal getter, parked first
+    wait_all_threads_blocked(expected=1)
+
+    def cond_waiter() -> bool:
+        with q.not_empty:
+            return q.not_empty.wait(10)
+
+    second = spawn(cond_waiter)
+    wait_all_threads_blocked(expected=2)
+    # Under the mutex, neither can leave its wait: cancel the first (the
+    # internal getter; it wakes and blocks on the mutex to leave), then
+    # notify, which pops it.  Leaving, it must hand the wake-up on.
+    with q.mutex:
+        first.cancel(blocking=False)
+        q.not_empty.notify()
+    assert first.wait(5)
+    assert first.cancelled
+    assert second.join(timeout=5) is True

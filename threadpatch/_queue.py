@@ -20,9 +20,15 @@ How it works::
 ``Queue`` uses one native mutex and three FIFOs of parked waiters instead of
 three Conditions on a Lock: a ``put`` to a non-full queue and a ``get`` from a
 non-empty one are a native ``with mutex`` plus a list check, and never touch
-the hub.  A waiter that was woken but is cancelled before it could take its
-item (or slot) hands the wake-up to the next waiter, so a cancelled ``get``
-loses no item and a cancelled ``put`` adds none.
+the hub.  The stdlib's ``not_empty``, ``not_full`` and ``all_tasks_done`` are
+Condition-compatible *views* of those FIFOs bound to ``mutex``: waiting on
+``q.not_empty`` queues the caller among the getters, so a ``put`` wakes it,
+and ``q.not_empty.notify()`` wakes a parked ``get`` (which re-checks), exactly
+as with the stdlib's Conditions.  The fast paths never touch the views.
+
+A waiter that was woken but is cancelled before it could take its item (or
+slot) hands the wake-up to the next waiter, so a cancelled ``get`` loses no
+item and a cancelled ``put`` adds none.
 
 ``SimpleQueue`` takes no lock at all (``deque`` operations are atomic), so
 ``put`` stays re-entrant (it may run from a ``__del__`` during a ``put``):
@@ -40,10 +46,14 @@ import heapq
 import queue as _stdlib_queue
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._core import _natives
-from ._sync import waiter_for_current_thread
+from ._sync import ConditionStatistics, waiter_for_current_thread
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
 
 __all__ = [
     "Empty",
@@ -51,6 +61,7 @@ __all__ = [
     "LifoQueue",
     "PriorityQueue",
     "Queue",
+    "QueueCondition",
     "QueueStatistics",
     "SimpleQueue",
     "SimpleQueueStatistics",
@@ -90,12 +101,150 @@ class SimpleQueueStatistics:
     waiting: int
 
 
+def _wait_notified(mutex: Any, waiters: deque[Any], timeout: float | None) -> bool:
+    """Wait in ``waiters`` until popped by a notify, or ``timeout``; mutex held around.
+
+    Returns True if notified.  Wake-ups that are not a notification (a stale
+    permit) wait on.  If cancelled after a notification, the notification is
+    passed to the next waiter.  The mutex is held again on every way out.
+    """
+    waiter = waiter_for_current_thread()
+    deadline = None if timeout is None else _monotonic() + timeout
+    waiters.append(waiter)
+    mutex.release()
+    held = False
+    try:
+        while True:
+            if deadline is None:
+                waiter.park()
+            else:
+                remaining = deadline - _monotonic()
+                if remaining > 0:
+                    waiter.park(remaining)
+            mutex.acquire()
+            held = True
+            if waiter not in waiters:
+                return True  # a notify (or put/get/task_done) popped us
+            if deadline is not None and deadline - _monotonic() <= 0:
+                waiters.remove(waiter)
+                return False
+            mutex.release()
+            held = False
+    except BaseException:
+        if not held:
+            mutex.acquire()
+        try:
+            waiters.remove(waiter)
+        except ValueError:
+            # Notified, but leaving: hand the wake-up to the next waiter.
+            if waiters:
+                waiters.popleft().unpark()
+        raise
+
+
+class QueueCondition:
+    """``Queue.not_empty`` / ``not_full`` / ``all_tasks_done``: a Condition over ``mutex``.
+
+    Supports what code written for ``queue.Queue`` does with them: ``with
+    cond:``, ``wait(timeout)``, ``wait_for``, ``notify(n)``, ``notify_all()``.
+    The waiters are the queue's own FIFO of parked getters, putters or
+    joiners, so the queue's ``put``/``get``/``task_done`` notify these
+    waiters and ``notify`` wakes the queue's own waits (which re-check their
+    condition, as with the stdlib).
+    """
+
+    __module__ = "threadpatch"
+    __slots__ = ("_lock", "_waiters", "acquire", "release")
+
+    def __init__(self, mutex: Any, waiters: deque[Any]) -> None:
+        self._lock = mutex
+        self._waiters = waiters
+        self.acquire: Callable[..., bool] = mutex.acquire
+        self.release: Callable[[], None] = mutex.release
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        return f"<Condition({self._lock}, {len(self._waiters)})>"
+
+    def _is_owned(self) -> bool:
+        # The mutex is a plain lock: "held" is all that can be known, as
+        # threading.Condition finds out for a plain lock.
+        return bool(self._lock.locked())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the mutex, wait for a notify (or the timeout), re-acquire it.
+
+        Returns:
+            True if notified, False if the timeout passed.
+
+        Raises:
+            RuntimeError: the mutex is not held.
+            ThreadCancelled: cancelled (or a deadline expired) while waiting.
+
+        Cancellation:
+            The mutex is held again when the exception propagates, and a
+            notification this waiter received goes to the next waiter.
+        """
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        return _wait_notified(self._lock, self._waiters, timeout)
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
+        """Wait until ``predicate()`` is true; return its last value.
+
+        Cancellation:
+            As :meth:`wait`: the mutex is held again when the exception propagates.
+        """
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = _monotonic() + waittime
+                else:
+                    waittime = endtime - _monotonic()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiters; RuntimeError if the mutex is not held."""
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        waiters = self._waiters
+        while waiters and n > 0:
+            waiters.popleft().unpark()
+            n -= 1
+
+    def notify_all(self) -> None:
+        """Wake every waiter; RuntimeError if the mutex is not held."""
+        self.notify(len(self._waiters))
+
+    def statistics(self) -> ConditionStatistics:
+        """A snapshot: the number of ``waiting`` threads (the queue's own included)."""
+        return ConditionStatistics(len(self._waiters))
+
+
 class Queue(Generic[T]):
     """A cancellable ``queue.Queue``: FIFO, optionally bounded (``maxsize > 0``).
 
     ``mutex`` is a native lock guarding the storage (``with q.mutex:`` works
-    as with the stdlib class); there are no ``not_empty``/``not_full``/
-    ``all_tasks_done`` Condition attributes.
+    as with the stdlib class).  ``not_empty``, ``not_full`` and
+    ``all_tasks_done`` are :class:`QueueCondition` objects on ``mutex``, for
+    code that waits on or notifies them as it would the stdlib's Conditions.
     """
 
     __module__ = "threadpatch"
@@ -109,6 +258,9 @@ class Queue(Generic[T]):
         self._getters: deque[Any] = deque()
         self._putters: deque[Any] = deque()
         self._joiners: deque[Any] = deque()
+        self.not_empty = QueueCondition(self.mutex, self._getters)
+        self.not_full = QueueCondition(self.mutex, self._putters)
+        self.all_tasks_done = QueueCondition(self.mutex, self._joiners)
         self.unfinished_tasks = 0
         self.is_shutdown = False
 

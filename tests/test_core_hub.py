@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -111,10 +112,19 @@ def test_dead_hub_fails_blocked_and_later_calls(fresh_hub, wait_all_threads_bloc
         sleep(0.01)
 
 
+def _make_wake_fd() -> int:
+    """Do one descriptor wait so the thread has its wake-up eventfd; return it."""
+    a, b = socket.socketpair()
+    with a, b:
+        _core.current_state().wait_fd(a.fileno(), _core._natives.POLLIN, 0)
+    return _core.current_state()._wake_fd
+
+
 def test_fork_child_gets_a_working_hub() -> None:
     with timeout_after(10):
         pass  # the hub is running in the parent
     assert _core.get_hub().running
+    assert _make_wake_fd() >= 0  # the parent has a wake-up eventfd before the fork
     r, w = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork with threads
@@ -128,7 +138,8 @@ def test_fork_child_gets_a_working_hub() -> None:
                     sleep(10)
             except ThreadTimeout:
                 t = spawn(lambda: 41 + 1)
-                if t.join(timeout=5) == 42 and threadpatch.current().is_alive():
+                fresh_fd = _core.current_state()._wake_fd == -1 and _make_wake_fd() >= 0
+                if t.join(timeout=5) == 42 and threadpatch.current().is_alive() and fresh_fd:
                     code = 0
             os.write(w, b"done")
         finally:

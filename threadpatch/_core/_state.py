@@ -522,6 +522,16 @@ def _after_fork_in_child() -> None:
         parker = _allocate_lock()
         parker.acquire()
         me._parker = parker
+        # The wake-up eventfd is shared with the parent after fork: a wake-up
+        # here would wake a thread there.  Make a fresh one on next use.
+        if me._wake_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(me._wake_fd)
+        me._wake_fd = -1
+        me._poller = None
+        me._fd_poller = None
+        me._fd_registered = -1
+        me._fd_waiting = False
         me._lock = _allocate_lock()
         me.ident = _natives.get_ident()
         me.native_id = threading.get_native_id()

@@ -151,6 +151,14 @@ def release_adopted() -> None:
     _adopted.clear()
 
 
+def _user_timeout(sock: Any) -> float | None:
+    """The timeout the user set, for our sockets and adopted plain ones alike."""
+    try:
+        return sock._tp_timeout  # type: ignore[no-any-return]
+    except AttributeError:
+        return _gettimeout(sock)
+
+
 def _gettimeout(self: Any) -> float | None:
     """``socket.gettimeout`` for plain stdlib sockets (see the module docstring)."""
     timeout = _c_gettimeout(self)
@@ -176,7 +184,7 @@ def _setblocking(self: Any, flag: object) -> None:
 
 def _getblocking(self: Any) -> bool:
     """``socket.getblocking`` for plain stdlib sockets."""
-    return self.gettimeout() != 0.0  # type: ignore[no-any-return]
+    return _user_timeout(self) != 0.0
 
 
 # -- waiting ---------------------------------------------------------------------
@@ -199,7 +207,7 @@ def _waiter() -> Callable[[int, int, float | None], int]:
 
 def _retry(sock: Any, func: Callable[..., T], args: tuple[Any, ...], events: int) -> T:
     """Wait for ``events`` and retry ``func(sock, *args)`` until it stops saying EAGAIN."""
-    timeout = sock.gettimeout()
+    timeout = _user_timeout(sock)
     wait = _waiter()
     fd = _c_fileno(sock)
     if wait is _native_wait and isinstance(sock, socket):
@@ -234,7 +242,7 @@ def recv(self: Any, bufsize: int, flags: int = 0, /) -> bytes:
     try:
         return _c_recv(self, bufsize, flags)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_recv, (bufsize, flags), POLLIN)
 
@@ -245,7 +253,7 @@ def recv_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int
     try:
         return _c_recv_into(self, buffer, nbytes, flags)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_recv_into, (buffer, nbytes, flags), POLLIN)
 
@@ -256,7 +264,7 @@ def recvfrom(self: Any, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
     try:
         return _c_recvfrom(self, bufsize, flags)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_recvfrom, (bufsize, flags), POLLIN)
 
@@ -267,7 +275,7 @@ def recvfrom_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0, /) ->
     try:
         return _c_recvfrom_into(self, buffer, nbytes, flags)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_recvfrom_into, (buffer, nbytes, flags), POLLIN)
 
@@ -278,7 +286,7 @@ def recvmsg(self: Any, *args: Any) -> tuple[bytes, list[tuple[int, int, bytes]],
     try:
         return _c_recvmsg(self, *args)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_recvmsg, args, POLLIN)
 
@@ -289,7 +297,7 @@ def recvmsg_into(self: Any, *args: Any) -> tuple[int, list[tuple[int, int, bytes
     try:
         return _c_recvmsg_into(self, *args)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_recvmsg_into, args, POLLIN)
 
@@ -300,7 +308,7 @@ def send(self: Any, data: Any, flags: int = 0, /) -> int:
     try:
         return _c_send(self, data, flags)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_send, (data, flags), POLLOUT)
 
@@ -312,7 +320,7 @@ def sendto(self: Any, data: Any, flags_or_addr: Any, addr: Any = None, /) -> int
     try:
         return _c_sendto(self, *args)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_sendto, args, POLLOUT)
 
@@ -323,7 +331,7 @@ def sendmsg(self: Any, *args: Any) -> int:
     try:
         return _c_sendmsg(self, *args)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_sendmsg, args, POLLOUT)
 
@@ -342,12 +350,12 @@ def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
     try:
         sent = _c_send(self, data, flags)
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
         sent = 0
     if sent == _nbytes(data):
         return None
-    timeout = self.gettimeout()
+    timeout = _user_timeout(self)
     with memoryview(data) as view, view.cast("B") as rest:
         if timeout == 0.0:  # the stdlib's own non-blocking behaviour
             return _c_sendall(self, rest[sent:], flags)  # type: ignore[no-any-return]
@@ -418,7 +426,7 @@ def connect(self: Any, address: Any, /) -> None:
     try:
         return _c_connect(self, address)  # type: ignore[no-any-return]
     except BlockingIOError:
-        timeout = self.gettimeout()
+        timeout = _user_timeout(self)
         if timeout == 0.0:
             raise
     err = _connect_result(self, timeout)
@@ -436,7 +444,7 @@ def connect_ex(self: Any, address: Any, /) -> int:
     err = _c_connect_ex(self, address)
     if err != 115:  # EINPROGRESS
         return err  # type: ignore[no-any-return]
-    timeout = self.gettimeout()
+    timeout = _user_timeout(self)
     if timeout == 0.0:
         return err  # type: ignore[no-any-return]
     err = _connect_result(self, timeout)
@@ -449,7 +457,7 @@ def _accept_raw(self: Any) -> tuple[int, Any]:
     try:
         return _c_accept(self)  # type: ignore[no-any-return]
     except BlockingIOError:
-        if self.gettimeout() == 0.0:
+        if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_accept, (), POLLIN)
 
@@ -461,7 +469,7 @@ def accept(self: Any) -> tuple[_std.socket, Any]:
         return socket(self.family, self.type, self.proto, fileno=fd), addr
     sock = _std.socket(self.family, self.type, self.proto, fileno=fd)
     # The stdlib's own fix-up, for systems where accept() inherits O_NONBLOCK.
-    if _std.getdefaulttimeout() is None and self.gettimeout():
+    if _std.getdefaulttimeout() is None and _user_timeout(self):
         sock.setblocking(True)
     return sock, addr
 
@@ -480,7 +488,7 @@ def _sendfile_use_sendfile(self: Any, file: Any, offset: int = 0, count: int | N
     if not fsize:
         return 0
     blocksize = min(count or fsize, 2**30)
-    timeout = self.gettimeout()
+    timeout = _user_timeout(self)
     if timeout == 0:
         raise ValueError("non-blocking sockets are not supported")
     wait = _waiter()

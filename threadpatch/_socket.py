@@ -45,6 +45,7 @@ import math
 import operator
 import os
 import socket as _std
+import sys
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -93,6 +94,17 @@ _is_hub_thread = _core.is_hub_thread
 _timeout_error = _std.timeout
 _INET = (_socket.AF_INET, _socket.AF_INET6)
 _POLL_FIRST = 16
+
+# Version differences of the C socket, mirrored exactly.
+if sys.version_info >= (3, 12):
+    _blocking_flag: Callable[[object], bool] = bool  # setblocking() takes any truth value
+else:
+
+    def _blocking_flag(flag: object) -> bool:
+        return bool(operator.index(flag))  # type: ignore[arg-type]
+
+
+_PYTIME = "C PyTime_t" if sys.version_info >= (3, 13) else "C _PyTime_t"
 _EAGAIN = 11  # errno.EAGAIN == EWOULDBLOCK on Linux: what connect_ex reports on timeout
 
 
@@ -120,7 +132,7 @@ def _parse_timeout(value: object) -> float | None:
             raise ValueError("Timeout value out of range")
         ns = seconds * 1_000_000_000
         if ns >= 2**63:
-            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+            raise OverflowError(f"timestamp too large to convert to {_PYTIME}")
     return float(ns // 1_000_000_000) if ns % 1_000_000_000 == 0 else ns / 1e9
 
 
@@ -179,7 +191,7 @@ def _settimeout(self: Any, value: object) -> None:
 
 def _setblocking(self: Any, flag: object) -> None:
     """``socket.setblocking`` for plain stdlib sockets."""
-    self.settimeout(None if operator.index(flag) else 0.0)  # type: ignore[arg-type]
+    self.settimeout(None if _blocking_flag(flag) else 0.0)
 
 
 def _getblocking(self: Any) -> bool:
@@ -612,7 +624,7 @@ class socket(_std.socket):  # noqa: N801 - stdlib name
         return self._tp_timeout
 
     def setblocking(self, flag: bool, /) -> None:
-        self.settimeout(None if operator.index(flag) else 0.0)
+        self.settimeout(None if _blocking_flag(flag) else 0.0)
 
     def getblocking(self) -> bool:
         return self._tp_timeout != 0.0

@@ -107,8 +107,9 @@ class _Server:
             threads = list(self._threads)
         for conn in conns:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)  # the fd, TLS or not
+            if not isinstance(conn, ssl.SSLSocket):
+                conn.close()  # a TLS socket is closed by its handler
         for t in threads:
             t.join(5)
         self.listener.close()
@@ -161,18 +162,24 @@ class EchoServer(_Server):
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(10)  # bounded: a stuck test client cannot pin the thread
         sock: socket.socket = conn
-        if self.tls is not None:
-            sock = self.tls.wrap_socket(conn, server_side=True)
-        sock.settimeout(0.1)  # notice close() promptly
-        while not self._stop.is_set():
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                continue
-            if not data:
-                break
-            sock.sendall(data)
-        sock.close()
+        try:
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(conn, server_side=True)
+                with self._lock:
+                    self._conns.append(sock)  # close() shuts the TLS socket's fd down
+            sock.settimeout(0.1)  # notice close() promptly
+            while not self._stop.is_set():
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                sock.settimeout(10)
+                sock.sendall(data)
+                sock.settimeout(0.1)
+        finally:
+            sock.close()
 
 
 class BacklogServer:

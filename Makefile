@@ -22,7 +22,7 @@ test: $(foreach v,$(PYTHONS),.venv/$(v)/.ok)
 bench: .venv/$(DEMO_PY)/.ok
 	.venv/$(DEMO_PY)/bin/python -m benchmarks
 
-.venv/%/.ok: pyproject.toml
+.venv/%/.ok: pyproject.toml setup.py threadpatch/_speedups.c
 	@py=$$(scripts/find-python $*); \
 	echo "creating .venv/$* with $$py"; \
 	$$py -m venv --clear .venv/$* && \

@@ -45,8 +45,7 @@ import contextlib
 import heapq
 import queue as _stdlib_queue
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._core import _natives
 from ._sync import ConditionStatistics, waiter_for_current_thread
@@ -81,8 +80,7 @@ _allocate_lock = _natives.allocate_lock
 _monotonic = _natives.monotonic
 
 
-@dataclass(frozen=True)
-class QueueStatistics:
+class QueueStatistics(NamedTuple):
     """A snapshot of a :class:`Queue`."""
 
     qsize: int
@@ -93,8 +91,7 @@ class QueueStatistics:
     joiners_waiting: int
 
 
-@dataclass(frozen=True)
-class SimpleQueueStatistics:
+class SimpleQueueStatistics(NamedTuple):
     """A snapshot of a :class:`SimpleQueue`."""
 
     qsize: int

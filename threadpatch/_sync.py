@@ -43,8 +43,7 @@ import os
 import re
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
 
 from . import _core
 from ._core import _natives
@@ -126,16 +125,14 @@ def _validate_acquire_args(*args: Any, **kwargs: Any) -> None:
 # -- statistics ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LockStatistics:
+class LockStatistics(NamedTuple):
     """A snapshot of a :class:`Lock`: whether it is held, how many threads wait."""
 
     locked: bool
     waiting: int
 
 
-@dataclass(frozen=True)
-class RLockStatistics:
+class RLockStatistics(NamedTuple):
     """A snapshot of an :class:`RLock`: owner thread ident (0 if free), depth, waiters."""
 
     locked: bool
@@ -144,31 +141,27 @@ class RLockStatistics:
     waiting: int
 
 
-@dataclass(frozen=True)
-class ConditionStatistics:
+class ConditionStatistics(NamedTuple):
     """A snapshot of a :class:`Condition`: the number of threads in ``wait``."""
 
     waiting: int
 
 
-@dataclass(frozen=True)
-class SemaphoreStatistics:
+class SemaphoreStatistics(NamedTuple):
     """A snapshot of a :class:`Semaphore`: its value and the number of waiters."""
 
     value: int
     waiting: int
 
 
-@dataclass(frozen=True)
-class EventStatistics:
+class EventStatistics(NamedTuple):
     """A snapshot of an :class:`Event`: its flag and the number of waiters."""
 
     is_set: bool
     waiting: int
 
 
-@dataclass(frozen=True)
-class BarrierStatistics:
+class BarrierStatistics(NamedTuple):
     """A snapshot of a :class:`Barrier`."""
 
     parties: int

@@ -109,7 +109,7 @@ def test_rlock_surface_and_repr(locks: LockPair) -> None:
         assert "count=2" in repr(lock)
         assert repr(lock).startswith("<locked threadpatch.RLock object owner=")
         stats = lock.statistics()
-        assert (stats.locked, stats.count, stats.owner) == (True, 2, threading.get_ident())
+        assert (stats.locked, stats.depth, stats.owner) == (True, 2, threading.get_ident())
     assert repr(lock).startswith("<unlocked threadpatch.RLock object owner=0 count=0")
     with pytest.raises(RuntimeError):
         lock.release()

@@ -133,11 +133,11 @@ class LockStatistics(NamedTuple):
 
 
 class RLockStatistics(NamedTuple):
-    """A snapshot of an :class:`RLock`: owner thread ident (0 if free), depth, waiters."""
+    """A snapshot of an :class:`RLock`: owner thread ident (0 if free), recursion depth, waiters."""
 
     locked: bool
     owner: int
-    count: int
+    depth: int
     waiting: int
 
 

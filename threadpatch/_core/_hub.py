@@ -237,23 +237,25 @@ def is_hub_thread() -> bool:
     return _hub.ident == _natives.get_ident()
 
 
-def reset_hub() -> Hub:
-    """Forget the current hub and create a fresh one (after fork, or in tests)."""
+def reset_hub(*, after_fork: bool = False) -> Hub:
+    """Forget the current hub and create a fresh one (after fork, or in tests).
+
+    After a fork the old hub's thread does not exist in the child: its wake-up
+    sockets are only closed.  Otherwise the old kernel thread is stopped.
+    """
     global _hub
     old = _hub
     _hub = Hub()
     _hub._failure_listeners = old._failure_listeners
-    old.close()
+    if after_fork:
+        old._close_wake_sockets()
+    else:
+        old.close()
     return _hub
 
 
 def _after_fork_in_child() -> None:
-    # The hub thread does not exist in the child: start afresh, lazily.
-    global _hub
-    old = _hub
-    _hub = Hub()
-    _hub._failure_listeners = old._failure_listeners
-    old._close_wake_sockets()
+    reset_hub(after_fork=True)  # a fresh hub starts lazily in the child
 
 
 if hasattr(os, "register_at_fork"):

@@ -7,8 +7,10 @@ the same code measures the stdlib, threadpatch and gevent's patched sockets.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MSG = b"x" * 1024
 

@@ -75,8 +75,12 @@ def run() -> _harness.Table:
     (native,), close_native = echo_setup(__import__("socket"))
     try:
         echo = _harness.ratio_row(
-            table, "echo 1 KiB round trip (loopback TCP)",
-            lambda n: round_trips(ours, n), lambda n: round_trips(native, n), 3000, 1.3,
+            table,
+            "echo 1 KiB round trip (loopback TCP)",
+            lambda n: round_trips(ours, n),
+            lambda n: round_trips(native, n),
+            3000,
+            1.3,
         )
     finally:
         close_ours()
@@ -88,19 +92,36 @@ def run() -> _harness.Table:
         b.append(_bulk(__import__("socket")))
     mib = BULK / (1 << 20)
     ours_tp, native_tp = mib / statistics.median(a), mib / statistics.median(b)
-    table.add(_harness.Row("100 MiB bulk transfer throughput", ours_tp, native_tp,
-                           ">= 0.9x", ours_tp / native_tp >= 0.9, unit="MiB/s"))
+    table.add(
+        _harness.Row(
+            "100 MiB bulk transfer throughput",
+            ours_tp,
+            native_tp,
+            ">= 0.9x",
+            ours_tp / native_tp >= 0.9,
+            unit="MiB/s",
+        )
+    )
 
     ours_c, close_ours = echo_setup(tp_socket, connections=100)
     native_c, close_native = echo_setup(__import__("socket"), connections=100)
     try:
         a2, b2 = _harness.compare(
             lambda n: concurrent_round_trips(ours_c, n),
-            lambda n: concurrent_round_trips(native_c, n), 50, rounds=5,
+            lambda n: concurrent_round_trips(native_c, n),
+            50,
+            rounds=5,
         )
-        table.add(_harness.Row("100 connections x 50 echoes, one thread each", a2 / 100,
-                               b2 / 100, "<= 1.3x", a2 / b2 <= 1.3,
-                               note="per round trip"))
+        table.add(
+            _harness.Row(
+                "100 connections x 50 echoes, one thread each",
+                a2 / 100,
+                b2 / 100,
+                "<= 1.3x",
+                a2 / b2 <= 1.3,
+                note="per round trip",
+            )
+        )
     finally:
         close_ours()
         close_native()
@@ -111,8 +132,12 @@ def run() -> _harness.Table:
     (native,), close_native = echo_setup(__import__("socket"), s_std, c_std)
     try:
         _harness.ratio_row(
-            table, "TLS echo 1 KiB round trip",
-            lambda n: round_trips(ours, n), lambda n: round_trips(native, n), 2000, 1.3,
+            table,
+            "TLS echo 1 KiB round trip",
+            lambda n: round_trips(ours, n),
+            lambda n: round_trips(native, n),
+            2000,
+            1.3,
         )
     finally:
         close_ours()
@@ -120,13 +145,33 @@ def run() -> _harness.Table:
 
     script = Path(__file__).with_name("_gevent_echo.py")
     try:
-        out = subprocess.run([sys.executable, str(script), "3000", "7"], capture_output=True,
-                             text=True, timeout=120, check=True)
+        out = subprocess.run(
+            [sys.executable, str(script), "3000", "7"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         gevent_echo = float(out.stdout.strip().splitlines()[-1])
-        table.add(_harness.Row("gevent monkey-patched echo (for comparison)", gevent_echo,
-                               echo.native, "report", True,
-                               note=f"threadpatch: {echo.ratio:.2f}x"))
+        table.add(
+            _harness.Row(
+                "gevent monkey-patched echo (for comparison)",
+                gevent_echo,
+                echo.native,
+                "report",
+                True,
+                note=f"threadpatch: {echo.ratio:.2f}x",
+            )
+        )
     except (subprocess.SubprocessError, ValueError, IndexError) as exc:
-        table.add(_harness.Row("gevent monkey-patched echo", 0.0, None, "report", True,
-                               note=f"not run: {type(exc).__name__} (pip install '.[bench]')"))
+        table.add(
+            _harness.Row(
+                "gevent monkey-patched echo",
+                0.0,
+                None,
+                "report",
+                True,
+                note=f"not run: {type(exc).__name__} (pip install '.[bench]')",
+            )
+        )
     return table

@@ -25,8 +25,10 @@ import select
 import socket
 import ssl
 import threading
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["BacklogServer", "DripServer", "EchoServer", "SilentServer", "TLSCerts", "fd_count"]
 
@@ -83,8 +85,12 @@ class _Server:
                     return
                 self._conns.append(conn)
             self.accepted.set()
-            t = _Thread(target=self._run_handler, args=(conn,), daemon=True,
-                        name=f"{type(self).__name__}-conn")
+            t = _Thread(
+                target=self._run_handler,
+                args=(conn,),
+                daemon=True,
+                name=f"{type(self).__name__}-conn",
+            )
             with self._lock:
                 self._threads.append(t)
             t.start()

@@ -8,8 +8,7 @@ import socket as std_socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +16,9 @@ import threadpatch
 from threadpatch import _dns
 from threadpatch import socket as tp_socket
 from threadpatch._core import ThreadCancelled, ThreadTimeout
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 def native_thread_count() -> int:
@@ -76,12 +78,14 @@ def test_errors_match_stdlib(call: Callable[[Any], Any]) -> None:
 
 @pytest.mark.parametrize("lookup", LOOKUPS.values(), ids=LOOKUPS.keys())
 def test_lookup_is_cancellable(
-    lookup: Callable[[Any], Any], slow_resolver: threading.Event,
+    lookup: Callable[[Any], Any],
+    slow_resolver: threading.Event,
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     t = threadpatch.spawn(lookup, tp_socket)
     wait_all_threads_blocked(expected=1)
-    assert t.cancel(timeout=5) and t.cancelled
+    assert t.cancel(timeout=5)
+    assert t.cancelled
     assert isinstance(t.exception, ThreadCancelled)
     with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.01):
         lookup(tp_socket)

@@ -6,17 +6,19 @@ import os
 import socket as std_socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import threadpatch
 from threadpatch import _core, _dns, _socket
 from threadpatch import socket as tp_socket
-from threadpatch._core import DeadlineExpired, ThreadCancelled, ThreadTimeout
+from threadpatch._core import ThreadCancelled, ThreadTimeout
 
 from .servers import BacklogServer, DripServer, EchoServer, SilentServer, fd_count
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 def settle_fds(before: int) -> None:
@@ -90,8 +92,7 @@ def test_is_a_stdlib_socket(pair: tuple[tp_socket.socket, tp_socket.socket]) -> 
 
 @pytest.mark.parametrize(
     "value",
-    [None, 0, 0.0, 1, 2.5, 0.1, 1e-10, True, "x", -1, -0.5, float("nan"), 1e30, 2**70, [],
-     -0.0],
+    [None, 0, 0.0, 1, 2.5, 0.1, 1e-10, True, "x", -1, -0.5, float("nan"), 1e30, 2**70, [], -0.0],
 )
 def test_settimeout_matches_stdlib(value: Any) -> None:
     ours, std = tp_socket.socket(), std_socket.socket()
@@ -265,7 +266,8 @@ def test_dup_accept_detach_fromfd_socketpair() -> None:
                 assert addr == c.getsockname()
                 d = conn.dup()
                 with d:
-                    assert type(d) is tp_socket.socket and d.gettimeout() is None
+                    assert type(d) is tp_socket.socket
+                    assert d.gettimeout() is None
                 f = tp_socket.fromfd(c.fileno(), std_socket.AF_INET, std_socket.SOCK_STREAM)
                 with f:
                     assert type(f) is tp_socket.socket
@@ -302,7 +304,9 @@ BLOCKING_READS: dict[str, Callable[[tp_socket.socket], Any]] = {
 @pytest.mark.parametrize("op", BLOCKING_READS.values(), ids=BLOCKING_READS.keys())
 @pytest.mark.parametrize("timeout", [None, 30.0])
 def test_read_is_cancellable(
-    op: Callable[[tp_socket.socket], Any], timeout: float | None, baseline: int,
+    op: Callable[[tp_socket.socket], Any],
+    timeout: float | None,
+    baseline: int,
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     a, b = tp_socket.socketpair()
@@ -311,7 +315,8 @@ def test_read_is_cancellable(
         t = threadpatch.spawn(op, a)
         wait_all_threads_blocked(expected=1)
         assert t.cancel(timeout=5)
-        assert t.cancelled and isinstance(t.exception, ThreadCancelled)
+        assert t.cancelled
+        assert isinstance(t.exception, ThreadCancelled)
         # The socket stays usable, and nothing was consumed.
         b.sendall(b"data")
         assert a.recv(10) == b"data"
@@ -320,7 +325,9 @@ def test_read_is_cancellable(
 
 @pytest.mark.parametrize("op", BLOCKING_READS.values(), ids=BLOCKING_READS.keys())
 def test_read_deadline_and_socket_timeout(
-    op: Callable[[tp_socket.socket], Any], silent: SilentServer, baseline: int,
+    op: Callable[[tp_socket.socket], Any],
+    silent: SilentServer,
+    baseline: int,
 ) -> None:
     with _connected(silent) as s:
         s.settimeout(30)
@@ -366,7 +373,9 @@ WRITES: dict[str, Callable[[tp_socket.socket], Any]] = {
 
 @pytest.mark.parametrize("op", WRITES.values(), ids=WRITES.keys())
 def test_write_is_cancellable_and_has_deadlines(
-    op: Callable[[tp_socket.socket], Any], silent: SilentServer, baseline: int,
+    op: Callable[[tp_socket.socket], Any],
+    silent: SilentServer,
+    baseline: int,
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     def until_blocked() -> None:  # the peer never reads: writing eventually waits
@@ -378,7 +387,8 @@ def test_write_is_cancellable_and_has_deadlines(
         fill(s)
         t = threadpatch.spawn(until_blocked)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
         with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.02):
             until_blocked()
         s.settimeout(0.02)
@@ -397,7 +407,8 @@ def test_sendall_reports_bytes_sent(
         data = b"x" * (8 << 20)
         t = threadpatch.spawn(s.sendall, data)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
         assert 0 < t.exception.bytes_sent < len(data)  # type: ignore[union-attr]
         s.settimeout(0.02)
         with pytest.raises(TimeoutError) as info:
@@ -411,7 +422,8 @@ def test_accept_is_cancellable(
     with tp_socket.create_server(("127.0.0.1", 0)) as listener:
         t = threadpatch.spawn(listener.accept)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
         with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.02):
             listener.accept()
         listener.settimeout(0.02)
@@ -433,7 +445,8 @@ def test_connect_to_full_backlog(
         s = tp_socket.socket()
         t = threadpatch.spawn(getattr(s, method), srv.address)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
         s.close()
         with tp_socket.socket() as s, pytest.raises(ThreadTimeout):
             with threadpatch.timeout_after(0.02):
@@ -493,7 +506,8 @@ def test_sendfile_cancellable_and_complete(
             s.settimeout(None)
             t = threadpatch.spawn(s.sendfile, f)
             wait_all_threads_blocked(expected=1)
-            assert t.cancel(timeout=5) and t.cancelled
+            assert t.cancel(timeout=5)
+            assert t.cancelled
             assert 0 < f.tell() < 4 << 20  # the file position tells the progress
             s.settimeout(0.02)
             with pytest.raises(TimeoutError):
@@ -539,7 +553,8 @@ def test_create_connection_tries_each_address(monkeypatch: pytest.MonkeyPatch) -
 
             monkeypatch.setattr(_dns, "getaddrinfo", two)
             with tp_socket.create_connection(("x", 1), timeout=5) as s:
-                assert type(s) is tp_socket.socket and s.gettimeout() == 5
+                assert type(s) is tp_socket.socket
+                assert s.gettimeout() == 5
                 assert s.getpeername() == srv.address
             monkeypatch.setattr(_dns, "getaddrinfo", lambda *a: two()[:1])
             with pytest.raises(ConnectionRefusedError):
@@ -554,7 +569,8 @@ def test_create_connection_cancelled_closes_its_socket(
     with BacklogServer() as srv:
         t = threadpatch.spawn(tp_socket.create_connection, srv.address)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
     settle_fds(baseline)
 
 
@@ -595,6 +611,7 @@ def test_blocking_methods_work_on_plain_stdlib_sockets(
         assert a.gettimeout() == 0.0  # adopted: the C timeout is 0 until released
         t = threadpatch.spawn(_socket.BLOCKING_METHODS["recv"], a, 1)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
         _socket.release_adopted()
         assert a.gettimeout() == 7

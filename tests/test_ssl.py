@@ -6,8 +6,7 @@ import socket as std_socket
 import ssl as std_ssl
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +18,9 @@ from threadpatch._core import ThreadTimeout
 
 from .servers import EchoServer, SilentServer, TLSCerts, fd_count
 from .test_socket import settle_fds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,8 @@ def client(certs: TLSCerts, address: tuple[str, int], timeout: float | None = 5)
 
 def test_types_and_echo(certs: TLSCerts, tls_echo: EchoServer) -> None:
     with client(certs, tls_echo.address) as s:
-        assert isinstance(s, std_ssl.SSLSocket) and isinstance(s, std_socket.socket)
+        assert isinstance(s, std_ssl.SSLSocket)
+        assert isinstance(s, std_socket.socket)
         assert type(s) is tp_ssl.SSLSocket
         assert s.gettimeout() == 5
         s.sendall(b"hello" * 10000)
@@ -63,17 +66,21 @@ def test_types_and_echo(certs: TLSCerts, tls_echo: EchoServer) -> None:
             f.flush()
             assert f.readline() == b"line\n"
     ctx = tp_ssl.create_default_context()
-    assert type(ctx) is tp_ssl.SSLContext and ctx.check_hostname
+    assert type(ctx) is tp_ssl.SSLContext
+    assert ctx.check_hostname
 
 
 def test_read_cancel_deadline_timeout(
-    certs: TLSCerts, tls_echo: EchoServer, baseline: int,
+    certs: TLSCerts,
+    tls_echo: EchoServer,
+    baseline: int,
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     with client(certs, tls_echo.address, timeout=None) as s:
         t = threadpatch.spawn(s.recv, 10)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
         with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.02):
             s.recv(10)
         s.settimeout(0.02)
@@ -102,7 +109,8 @@ def test_handshake_cancel_deadline_timeout(
 
         t = threadpatch.spawn(handshake)
         wait_all_threads_blocked(expected=1)
-        assert t.cancel(timeout=5) and t.cancelled
+        assert t.cancel(timeout=5)
+        assert t.cancelled
         with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.02):
             handshake()
         with tp_socket.create_connection(srv.address, timeout=0.02) as sock:
@@ -133,7 +141,8 @@ def test_write_and_sendfile_cancellable(
 
             t = threadpatch.spawn(flood)
             wait_all_threads_blocked(expected=1)
-            assert t.cancel(timeout=5) and t.cancelled
+            assert t.cancel(timeout=5)
+            assert t.cancelled
         with _flooded_client(certs, srv) as s, tempfile.TemporaryFile() as f:
             f.write(b"q" * (16 << 20))
             f.seek(0)
@@ -155,19 +164,16 @@ def test_unwrap_waits_for_peer_and_is_cancellable(
         raw, _ = listener.accept()
         with raw, c:
             raw.settimeout(5)
-            done = threadpatch.spawn(
-                lambda: server_ctx.wrap_socket(raw, server_side=True)
-            )
-            s = certs.client_context(tp_ssl.SSLContext).wrap_socket(
-                c, server_hostname="localhost"
-            )
+            done = threadpatch.spawn(lambda: server_ctx.wrap_socket(raw, server_side=True))
+            s = certs.client_context(tp_ssl.SSLContext).wrap_socket(c, server_hostname="localhost")
             srv = done.join(timeout=10)
             with srv, s:
                 s.settimeout(None)
                 # The server never answers close_notify: unwrap waits for it.
                 t = threadpatch.spawn(s.unwrap)
                 wait_all_threads_blocked(expected=1)
-                assert t.cancel(timeout=5) and t.cancelled
+                assert t.cancel(timeout=5)
+                assert t.cancelled
                 # Now the server unwraps too: both sides complete.
                 t2 = threadpatch.spawn(srv.unwrap)
                 plain = s.unwrap()
@@ -190,7 +196,13 @@ def test_accept_wraps_with_our_class(certs: TLSCerts) -> None:
 
 
 def test_facade_mirrors_stdlib() -> None:
-    for name in ("PROTOCOL_TLS_CLIENT", "SSLError", "SSLWantReadError", "CERT_NONE",
-                 "Purpose", "_create_default_https_context"):
+    for name in (
+        "PROTOCOL_TLS_CLIENT",
+        "SSLError",
+        "SSLWantReadError",
+        "CERT_NONE",
+        "Purpose",
+        "_create_default_https_context",
+    ):
         assert getattr(tp_ssl, name) is getattr(std_ssl, name)
     _ = time

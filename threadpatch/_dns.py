@@ -28,14 +28,17 @@ Tests make lookups block deterministically by replacing entries of
 from __future__ import annotations
 
 import _socket
+import contextlib
 import os
 import socket as _std
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._core import _natives
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "getaddrinfo",
@@ -155,10 +158,8 @@ def _run(name: str, *args: object) -> Any:
     except BaseException:
         with _lock:
             if not job.started:
-                try:
+                with contextlib.suppress(ValueError):
                     _jobs.remove(job)
-                except ValueError:
-                    pass
             job.abandoned = True
             job.args = ()
         raise
@@ -189,7 +190,7 @@ def getaddrinfo(
     host: bytes | str | None,
     port: bytes | str | int | None,
     family: int = 0,
-    type: int = 0,  # noqa: A002 - stdlib signature
+    type: int = 0,
     proto: int = 0,
     flags: int = 0,
 ) -> list[tuple[_std.AddressFamily, _std.SocketKind, int, str, tuple[Any, ...]]]:

@@ -40,6 +40,7 @@ on the exception it raises: how many bytes went out before it.
 from __future__ import annotations
 
 import _socket
+import contextlib
 import io
 import math
 import operator
@@ -47,11 +48,13 @@ import os
 import socket as _std
 import sys
 import weakref
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core, _dns
 from ._core import _natives
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "BLOCKING_METHODS",
@@ -68,7 +71,7 @@ __all__ = [
 T = TypeVar("T")
 
 _C = _socket.socket
-_c_accept = _C._accept
+_c_accept = _C._accept  # type: ignore[attr-defined]
 _c_connect = _C.connect
 _c_connect_ex = _C.connect_ex
 _c_recv = _C.recv
@@ -156,10 +159,8 @@ def _adopt(sock: Any) -> bool:
 def release_adopted() -> None:
     """Give every adopted plain socket its timeout back at the C level (unpatching)."""
     for sock, timeout in list(_adopted.items()):
-        try:
+        with contextlib.suppress(OSError):  # closed
             _c_settimeout(sock, timeout)
-        except OSError:
-            pass  # closed
     _adopted.clear()
 
 
@@ -176,13 +177,13 @@ def _gettimeout(self: Any) -> float | None:
     timeout = _c_gettimeout(self)
     if timeout == 0.0:
         return _adopted.get(self, 0.0)
-    return timeout  # type: ignore[no-any-return]
+    return timeout
 
 
 def _settimeout(self: Any, value: object) -> None:
     """``socket.settimeout`` for plain stdlib sockets."""
     if hasattr(self, "_sslobj"):
-        _c_settimeout(self, value)
+        _c_settimeout(self, value)  # type: ignore[arg-type]
         return
     timeout = _parse_timeout(value)
     _c_settimeout(self, 0.0)
@@ -207,7 +208,7 @@ def _native_wait(fd: int, events: int, timeout: float | None) -> int:
     poller.register(fd, events)
     ms = None if timeout is None else min(math.ceil(timeout * 1000), 2**31 - 1)
     for _, revents in poller.poll(ms):
-        return revents  # type: ignore[no-any-return]
+        return revents
     return 0
 
 
@@ -358,7 +359,7 @@ def _nbytes(data: Any) -> int:
 def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
     """Send all of ``data``; on an exception part-way, ``exc.bytes_sent`` says how much went."""
     if _c_gettimeout(self) != 0.0 and not _adopt(self):
-        return _c_sendall(self, data, flags)  # type: ignore[no-any-return]
+        return _c_sendall(self, data, flags)
     try:
         sent = _c_send(self, data, flags)
     except BlockingIOError:
@@ -370,7 +371,7 @@ def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
     timeout = _user_timeout(self)
     with memoryview(data) as view, view.cast("B") as rest:
         if timeout == 0.0:  # the stdlib's own non-blocking behaviour
-            return _c_sendall(self, rest[sent:], flags)  # type: ignore[no-any-return]
+            return _c_sendall(self, rest[sent:], flags)
         total = len(rest)
         wait = _waiter()
         fd = _c_fileno(self)
@@ -384,10 +385,8 @@ def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
                     if remaining <= 0:
                         raise _timeout_error("timed out")
                     wait(fd, POLLOUT, remaining)
-                try:
+                with contextlib.suppress(BlockingIOError):
                     sent += _c_send(self, rest[sent:], flags)
-                except BlockingIOError:
-                    pass
         except BaseException as exc:
             exc.bytes_sent = sent  # type: ignore[attr-defined]
             raise
@@ -428,15 +427,15 @@ def _connect_result(sock: Any, timeout: float | None) -> int:
                 return -1
             revents = wait(fd, POLLOUT, remaining)
         if revents:
-            return _c_getsockopt(sock, _socket.SOL_SOCKET, _socket.SO_ERROR)  # type: ignore[no-any-return]
+            return _c_getsockopt(sock, _socket.SOL_SOCKET, _socket.SO_ERROR)
 
 
 def connect(self: Any, address: Any, /) -> None:
     if _c_gettimeout(self) != 0.0 and not _adopt(self):
-        return _c_connect(self, address)  # type: ignore[no-any-return]
+        return _c_connect(self, address)
     address = _resolve(self, address)
     try:
-        return _c_connect(self, address)  # type: ignore[no-any-return]
+        return _c_connect(self, address)
     except BlockingIOError:
         timeout = _user_timeout(self)
         if timeout == 0.0:
@@ -451,14 +450,14 @@ def connect(self: Any, address: Any, /) -> None:
 
 def connect_ex(self: Any, address: Any, /) -> int:
     if _c_gettimeout(self) != 0.0 and not _adopt(self):
-        return _c_connect_ex(self, address)  # type: ignore[no-any-return]
+        return _c_connect_ex(self, address)
     address = _resolve(self, address)
     err = _c_connect_ex(self, address)
     if err != 115:  # EINPROGRESS
-        return err  # type: ignore[no-any-return]
+        return err
     timeout = _user_timeout(self)
     if timeout == 0.0:
-        return err  # type: ignore[no-any-return]
+        return err
     err = _connect_result(self, timeout)
     return _EAGAIN if err == -1 else err
 
@@ -471,7 +470,7 @@ def _accept_raw(self: Any) -> tuple[int, Any]:
     except BlockingIOError:
         if _user_timeout(self) == 0.0:
             raise
-    return _retry(self, _c_accept, (), POLLIN)
+    return _retry(self, _c_accept, (), POLLIN)  # type: ignore[no-any-return]
 
 
 def accept(self: Any) -> tuple[_std.socket, Any]:
@@ -531,8 +530,9 @@ def _sendfile_use_sendfile(self: Any, file: Any, offset: int = 0, count: int | N
             file.seek(offset)
 
 
-def _wait_writable(wait: Callable[[int, int, float | None], int], fd: int,
-                   timeout: float | None) -> None:
+def _wait_writable(
+    wait: Callable[[int, int, float | None], int], fd: int, timeout: float | None
+) -> None:
     if timeout is None:
         while not wait(fd, POLLOUT, None):
             pass
@@ -585,7 +585,7 @@ TIMEOUT_METHODS: dict[str, Any] = {
 # -- the class -------------------------------------------------------------------
 
 
-class socket(_std.socket):  # noqa: N801 - stdlib name
+class socket(_std.socket):
     """A ``socket.socket`` whose blocking methods are cancellation points.
 
     Same constructor, methods, timeouts and exceptions as the stdlib class.
@@ -606,7 +606,7 @@ class socket(_std.socket):  # noqa: N801 - stdlib name
     def __init__(
         self,
         family: int = -1,
-        type: int = -1,  # noqa: A002 - stdlib signature
+        type: int = -1,
         proto: int = -1,
         fileno: int | None = None,
     ) -> None:
@@ -630,15 +630,13 @@ class socket(_std.socket):  # noqa: N801 - stdlib name
         return self._tp_timeout != 0.0
 
     @property
-    def timeout(self) -> float | None:  # type: ignore[override]
+    def timeout(self) -> float | None:
         return self._tp_timeout
 
     def detach(self) -> int:
         if self._tp_timeout is None:
-            try:
+            with contextlib.suppress(OSError):
                 _c_settimeout(self, None)  # hand over a blocking descriptor
-            except OSError:
-                pass
         return super().detach()
 
     # Adaptive poll-first for blocking sockets: after a receive had to wait,
@@ -654,7 +652,7 @@ class socket(_std.socket):  # noqa: N801 - stdlib name
             self._tp_wait -= 1
             _current_state().wait_fd(_c_fileno(self), POLLIN, None)
         try:
-            return _c_recv(self, bufsize, flags)  # type: ignore[no-any-return]
+            return _c_recv(self, bufsize, flags)
         except BlockingIOError:
             if self._tp_timeout == 0.0:
                 raise
@@ -666,25 +664,25 @@ class socket(_std.socket):  # noqa: N801 - stdlib name
             self._tp_wait -= 1
             _current_state().wait_fd(_c_fileno(self), POLLIN, None)
         try:
-            return _c_recv_into(self, buffer, nbytes, flags)  # type: ignore[no-any-return]
+            return _c_recv_into(self, buffer, nbytes, flags)
         except BlockingIOError:
             if self._tp_timeout == 0.0:
                 raise
         self._tp_wait = _POLL_FIRST
         return _retry(self, _c_recv_into, (buffer, nbytes, flags), POLLIN)
 
-    accept = accept  # type: ignore[assignment]
+    accept = accept
     connect = connect
     connect_ex = connect_ex
     recvfrom = recvfrom
     recvfrom_into = recvfrom_into  # type: ignore[assignment]
-    recvmsg = recvmsg  # type: ignore[assignment]
-    recvmsg_into = recvmsg_into  # type: ignore[assignment]
+    recvmsg = recvmsg
+    recvmsg_into = recvmsg_into
     send = send
     sendall = sendall
-    sendto = sendto  # type: ignore[assignment]
-    sendmsg = sendmsg  # type: ignore[assignment]
-    sendfile = sendfile  # type: ignore[assignment]
+    sendto = sendto
+    sendmsg = sendmsg
+    sendfile = sendfile
 
 
 socket.__module__ = "threadpatch.socket"
@@ -695,7 +693,7 @@ SocketType = socket
 
 
 def socketpair(
-    family: int | None = None, type: int = _socket.SOCK_STREAM, proto: int = 0  # noqa: A002
+    family: int | None = None, type: int = _socket.SOCK_STREAM, proto: int = 0
 ) -> tuple[socket, socket]:
     """``socket.socketpair`` returning two of our sockets."""
     if family is None:
@@ -707,7 +705,7 @@ def socketpair(
     )
 
 
-def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:  # noqa: A002
+def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
     """``socket.fromfd``: a socket of our class on a duplicate of ``fd``."""
     nfd = os.dup(fd)
     return socket(family, type, proto, nfd)
@@ -769,7 +767,10 @@ def create_server(
 ) -> socket:
     """``socket.create_server`` returning our class (binding never waits)."""
     sock = _std.create_server(
-        address, family=family, backlog=backlog, reuse_port=reuse_port,
+        address,
+        family=family,
+        backlog=backlog,
+        reuse_port=reuse_port,
         dualstack_ipv6=dualstack_ipv6,
     )
     family, type_, proto = sock.family, sock.type, sock.proto

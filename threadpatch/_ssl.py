@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import socket as _stdsocket
 import ssl as _std
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _socket
 from ._socket import POLLIN, POLLOUT, _monotonic, _waiter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["SSLContext", "SSLSocket", "create_default_context", "get_server_certificate"]
 
@@ -59,14 +61,18 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
     _tp_creating = True
 
     @classmethod
-    def _create(cls, *args: Any, **kwargs: Any) -> SSLSocket:  # type: ignore[override]
-        self = super()._create(*args, **kwargs)
+    def _create(cls, *args: Any, **kwargs: Any) -> SSLSocket:
+        self = super()._create(*args, **kwargs)  # type: ignore[misc]
         self._tp_creating = False
         return self  # type: ignore[no-any-return]
 
     def _ssl_retry(
-        self, func: Callable[..., T], args: tuple[Any, ...], exc: BaseException,
-        timeout: float | None, what: str,
+        self,
+        func: Callable[..., T],
+        args: tuple[Any, ...],
+        exc: BaseException,
+        timeout: float | None,
+        what: str,
     ) -> T:
         events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
         del exc
@@ -88,7 +94,7 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             except _WantWrite:
                 events = POLLOUT
 
-    def read(self, len: int = 1024, buffer: Any = None) -> Any:  # noqa: A002 - stdlib name
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Read up to ``len`` bytes (into ``buffer``); b"" or 0 at EOF, as the stdlib."""
         try:
             return _std_read(self, len, buffer)
@@ -111,14 +117,12 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             return super().send(data, flags)
         self._checkClosed()
         if flags != 0:
-            raise ValueError(
-                f"non-zero flags not allowed in calls to send() on {self.__class__}"
-            )
+            raise ValueError(f"non-zero flags not allowed in calls to send() on {self.__class__}")
         return self.write(data)
 
     def do_handshake(self, block: bool = False) -> None:
         """Perform the TLS handshake (cancellably, unless the socket is non-blocking)."""
-        self._check_connected()
+        self._check_connected()  # type: ignore[attr-defined]
         timeout = self._tp_timeout
         sslobj = self._sslobj
         assert sslobj is not None
@@ -129,7 +133,10 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
                 raise
             try:
                 self._ssl_retry(
-                    sslobj.do_handshake, (), exc, None if timeout == 0.0 else timeout,
+                    sslobj.do_handshake,
+                    (),
+                    exc,
+                    None if timeout == 0.0 else timeout,
                     "handshake",
                 )
             except BaseException as error:
@@ -139,7 +146,7 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
 
     def unwrap(self) -> _stdsocket.socket:
         """Shut TLS down (waiting for the peer's close_notify) and return the socket."""
-        sslobj = self._sslobj
+        sslobj = self._sslobj  # type: ignore[has-type]
         if not sslobj:
             raise ValueError("No SSL wrapper around " + str(self))
         try:
@@ -152,14 +159,14 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         self._sslobj = None
         return s  # type: ignore[no-any-return]
 
-    def accept(self) -> tuple[SSLSocket, Any]:  # type: ignore[override]
+    def accept(self) -> tuple[SSLSocket, Any]:
         """Accept a connection and wrap it (server side) in an :class:`SSLSocket`."""
         newsock, addr = _socket.accept(self)
         wrapped = SSLSocket._create(
             newsock,
             server_side=True,
-            do_handshake_on_connect=self.do_handshake_on_connect,
-            suppress_ragged_eofs=self.suppress_ragged_eofs,
+            do_handshake_on_connect=self.do_handshake_on_connect,  # type: ignore[attr-defined]
+            suppress_ragged_eofs=self.suppress_ragged_eofs,  # type: ignore[attr-defined]
             context=self.context,
         )
         return wrapped, addr
@@ -171,7 +178,7 @@ SSLSocket.__module__ = "threadpatch.ssl"
 class SSLContext(_std.SSLContext):
     """``ssl.SSLContext`` whose ``wrap_socket`` returns a cancellable :class:`SSLSocket`."""
 
-    sslsocket_class = SSLSocket  # type: ignore[assignment]
+    sslsocket_class = SSLSocket
 
 
 SSLContext.__module__ = "threadpatch.ssl"
@@ -207,4 +214,5 @@ def get_server_certificate(
         context.wrap_socket(sock, server_hostname=host) as sslsock,
     ):
         dercert = sslsock.getpeercert(True)
+    assert dercert is not None  # binary_form of a connected socket
     return _std.DER_cert_to_PEM_cert(dercert)

@@ -14,20 +14,20 @@ import socket as _std
 from socket import *  # noqa: F403 - mirror the stdlib module
 from typing import Any
 
-from ._dns import getaddrinfo as getaddrinfo
+from ._dns import getaddrinfo as getaddrinfo  # type: ignore[assignment]
 from ._dns import gethostbyaddr as gethostbyaddr
 from ._dns import gethostbyname as gethostbyname
 from ._dns import gethostbyname_ex as gethostbyname_ex
 from ._dns import getnameinfo as getnameinfo
-from ._socket import SocketType as SocketType
-from ._socket import create_connection as create_connection
-from ._socket import create_server as create_server
-from ._socket import fromfd as fromfd
+from ._socket import SocketType as SocketType  # type: ignore[assignment]
+from ._socket import create_connection as create_connection  # type: ignore[assignment]
+from ._socket import create_server as create_server  # type: ignore[assignment]
+from ._socket import fromfd as fromfd  # type: ignore[assignment]
 from ._socket import getfqdn as getfqdn
 from ._socket import socket as socket
 from ._socket import socketpair as socketpair
 
-__all__ = list(_std.__all__)  # noqa: PLE0605
+__all__ = list(_std.__all__)
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._ssl import SSLContext as SSLContext
 from ._ssl import SSLSocket as SSLSocket
-from ._ssl import create_default_context as create_default_context
+from ._ssl import create_default_context as create_default_context  # type: ignore[assignment]
 from ._ssl import get_server_certificate as get_server_certificate
 
 __all__ = [name for name in dir(_std) if not name.startswith("_")]

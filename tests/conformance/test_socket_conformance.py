@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import types
 import unittest
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from threadpatch import socket as tp_socket
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 test_socket = pytest.importorskip("test.test_socket")
 
@@ -130,7 +132,7 @@ del _made, _name, _base
 
 
 def test_swap_reaches_the_tests() -> None:
-    TP_BasicTCPTest = globals()["TP_BasicTCPTest"]  # noqa: N806
+    TP_BasicTCPTest = globals()["TP_BasicTCPTest"]
     case = TP_BasicTCPTest("testRecv")
     case.setUp()
     try:

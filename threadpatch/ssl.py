@@ -9,6 +9,7 @@ Exceptions are the stdlib's own.
 from __future__ import annotations
 
 import ssl as _std
+import types
 from ssl import *  # noqa: F403 - mirror the stdlib module
 from typing import Any
 
@@ -17,7 +18,11 @@ from ._ssl import SSLSocket as SSLSocket
 from ._ssl import create_default_context as create_default_context  # type: ignore[assignment]
 from ._ssl import get_server_certificate as get_server_certificate
 
-__all__ = [name for name in dir(_std) if not name.startswith("_")]
+__all__ = [
+    name
+    for name, value in vars(_std).items()
+    if not name.startswith("_") and not isinstance(value, types.ModuleType)
+]
 
 
 def __getattr__(name: str) -> Any:

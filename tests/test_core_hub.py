@@ -149,3 +149,21 @@ def test_fork_child_gets_a_working_hub() -> None:
         assert f.read() == b"done"
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_curio_timeout_warnings_about_the_hub_are_dropped() -> None:
+    import logging
+
+    def record(task: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            "curio.time",
+            logging.WARNING,
+            "time.py",
+            1,
+            "%r. Operation completed ... %r.",
+            (task, 0.01),
+            None,
+        )
+
+    assert not _hub._not_about_the_hub(record("Task(id=8, name='Hub._main', state='RUNNING')"))
+    assert _hub._not_about_the_hub(record("Task(id=9, name='user_task', state='RUNNING')"))

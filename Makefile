@@ -14,12 +14,14 @@ demo: .venv/$(DEMO_PY)/.ok
 test: $(foreach v,$(PYTHONS),.venv/$(v)/.ok)
 	.venv/3.11/bin/ruff check threadpatch tests integration benchmarks examples
 	.venv/3.11/bin/mypy
-	@set -e; for v in $(PYTHONS); do \
+	@failed=""; for v in $(PYTHONS); do \
 		echo "=== Python $$v ==="; \
-		.venv/$$v/bin/python -m pytest -p no:cacheprovider -q; \
-	done
+		.venv/$$v/bin/python -m pytest -p no:cacheprovider -q || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "tests failed on Python$$failed"; exit 1; fi
 
 bench: .venv/$(DEMO_PY)/.ok
+	.venv/$(DEMO_PY)/bin/python -m pip install -q -e '.[bench]'  # gevent, for the comparison
 	.venv/$(DEMO_PY)/bin/python -m benchmarks
 
 .venv/%/.ok: pyproject.toml setup.py threadpatch/_speedups.c

@@ -412,3 +412,16 @@ def test_cancelled_plain_thread_ends_quietly(wait_all_threads_blocked) -> None:
         failing.start()
         failing.join(10)
     assert [type(a.exc_value) for a in reported] == [ZeroDivisionError]
+
+
+def test_waiting_on_a_closed_descriptor_is_ebadf() -> None:
+    import errno
+    import select
+
+    state = _core.current_state()
+    with pytest.raises(OSError, match="Bad file descriptor") as info:
+        state.wait_fd(-1, select.POLLIN, 0)
+    assert info.value.errno == errno.EBADF
+    with pytest.raises(OSError, match="Bad file descriptor") as info:
+        state.wait_fds([(-1, select.POLLIN)], 0)
+    assert info.value.errno == errno.EBADF

@@ -19,6 +19,7 @@ for (see :meth:`ParkingLot.park_until`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import threading
@@ -223,6 +224,8 @@ class ThreadState:
         registered = []
         try:
             for fd, events in fds:
+                if fd < 0:  # closed under us (by another thread): as the syscall would say
+                    raise OSError(errno.EBADF, os.strerror(errno.EBADF))
                 poller.register(fd, events)
                 registered.append(fd)
             self._fd_waiting = True
@@ -265,6 +268,8 @@ class ThreadState:
             poller = self._fd_poller = _natives.poll()
             poller.register(self._wake_fd if self._poller else self._make_poller_fd(), 1)
         if fd != self._fd_registered or events != self._fd_events:
+            if fd < 0:  # closed under us (by another thread): as the syscall would say
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             if self._fd_registered >= 0:
                 poller.unregister(self._fd_registered)
             poller.register(fd, events)

@@ -141,6 +141,11 @@ def test_repeated_cancels_leak_no_thread_and_no_memory(slow_resolver: threading.
 
 def test_idle_workers_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_dns, "IDLE_TIMEOUT", 0.01)
+    # Workers already idle from earlier tests wait with the old timeout: wake
+    # them (as a submitter would) so that they wait again with the new one.
+    with _dns._lock:
+        while _dns._idle:
+            _dns._idle.pop().release()
     tp_socket.gethostbyname("localhost")
     deadline = time.monotonic() + 5
     while _dns.pool_statistics()["workers"]:

@@ -398,6 +398,28 @@ def test_write_is_cancellable_and_has_deadlines(
     settle_fds(baseline)
 
 
+def test_message_calls_take_one_shot_iterables(
+    pair: tuple[tp_socket.socket, tp_socket.socket],
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    """A generator of buffers survives the wait: the retry does not see it drained."""
+    a, b = pair
+    buf = bytearray(4)
+    t = threadpatch.spawn(a.recvmsg_into, (x for x in [buf]))
+    wait_all_threads_blocked(expected=1)  # the first attempt found nothing and waits
+    b.sendall(b"data")
+    nbytes, _, _, _ = t.join(timeout=5)
+    assert (nbytes, buf) == (4, bytearray(b"data"))
+
+    queued = fill(b)  # nobody reads a yet: the first sendmsg attempt says EAGAIN
+    t = threadpatch.spawn(b.sendmsg, (x for x in [b"x" * 1024]), iter([]))
+    wait_all_threads_blocked(expected=1)
+    while queued:
+        queued -= len(a.recv(queued))
+    assert t.join(timeout=5) == 1024
+    assert a.recv(2048) == b"x" * 1024
+
+
 def test_sendall_reports_bytes_sent(
     silent: SilentServer, wait_all_threads_blocked: Callable[..., None]
 ) -> None:

@@ -304,9 +304,25 @@ def recvmsg(self: Any, *args: Any) -> tuple[bytes, list[tuple[int, int, bytes]],
     return _retry(self, _c_recvmsg, args, POLLIN)
 
 
+def _reusable(items: Any) -> Any:
+    """``items`` in a form a retry can iterate again: a generator is drained once, here.
+
+    A list or tuple is passed as is; anything not iterable is passed as is too,
+    so the C method raises its own error for it.
+    """
+    if type(items) is list or type(items) is tuple:
+        return items
+    try:
+        return list(items)
+    except TypeError:
+        return items
+
+
 def recvmsg_into(self: Any, *args: Any) -> tuple[int, list[tuple[int, int, bytes]], int, Any]:
     if _c_gettimeout(self) != 0.0 and not _adopt(self):
         return _c_recvmsg_into(self, *args)
+    if args:
+        args = (_reusable(args[0]), *args[1:])
     try:
         return _c_recvmsg_into(self, *args)
     except BlockingIOError:
@@ -341,6 +357,8 @@ def sendto(self: Any, data: Any, flags_or_addr: Any, addr: Any = None, /) -> int
 def sendmsg(self: Any, *args: Any) -> int:
     if _c_gettimeout(self) != 0.0 and not _adopt(self):
         return _c_sendmsg(self, *args)
+    # The buffers and the ancillary data may be one-shot iterables.
+    args = tuple(_reusable(a) if i < 2 else a for i, a in enumerate(args))
     try:
         return _c_sendmsg(self, *args)
     except BlockingIOError:

@@ -13,6 +13,8 @@ import time
 import threadpatch
 
 if len(sys.argv) > 1 and sys.argv[1] == "child":
+    # A shell starts background jobs with SIGINT ignored; act as a terminal's foreground job.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def say(text: str) -> None:
         os.write(1, f"  [child] {text}\n".encode())

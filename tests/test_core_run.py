@@ -16,8 +16,12 @@ from threadpatch import ThreadError
 
 # The child prints READY once every thread threadpatch knows is parked.
 PRELUDE = """
-import os, sys, threadpatch
+import os, signal, sys, threadpatch
 from threadpatch import _core
+
+# The test run may itself be a background job, started with SIGINT ignored
+# (inherited); the child acts as a terminal's foreground program would.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def say(line):
     os.write(1, (line + "\\n").encode())  # one write: lines from threads don't interleave

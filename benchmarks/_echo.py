@@ -6,6 +6,7 @@ the same code measures the stdlib, threadpatch and gevent's patched sockets.
 
 from __future__ import annotations
 
+import select
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,25 @@ if TYPE_CHECKING:
 MSG = b"x" * 1024
 
 
-def _serve_echo(conn: Any) -> None:
+def _polled(sock: Any) -> Callable[[int], object]:
+    """``recv`` of a blocking socket that first waits in ``poll()``: how every
+    poll-based design (threadpatch's included) waits, on native sockets."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    wait, recv = poller.poll, sock.recv
+
+    def polled_recv(bufsize: int) -> object:
+        wait()
+        return recv(bufsize)
+
+    return polled_recv
+
+
+def _serve_echo(conn: Any, poll_first: bool = False) -> None:
+    recv = _polled(conn) if poll_first else conn.recv
     try:
         while True:
-            data = conn.recv(65536)
+            data = recv(65536)
             if not data:
                 break
             conn.sendall(data)
@@ -29,9 +45,16 @@ def _serve_echo(conn: Any) -> None:
 
 
 def echo_setup(
-    sock_mod: Any, server_ctx: Any = None, client_ctx: Any = None, connections: int = 1
+    sock_mod: Any,
+    server_ctx: Any = None,
+    client_ctx: Any = None,
+    connections: int = 1,
+    poll_first: bool = False,
 ) -> tuple[list[Any], Callable[[], None]]:
-    """Connected client sockets, each served by its own echo thread; and a closer."""
+    """Connected client sockets, each served by its own echo thread; and a closer.
+
+    ``poll_first``: the server waits in ``poll()`` before each ``recv``.
+    """
     listener = sock_mod.create_server(("127.0.0.1", 0), backlog=connections + 8)
     if server_ctx is not None:
         listener = server_ctx.wrap_socket(listener, server_side=True)
@@ -41,7 +64,7 @@ def echo_setup(
         for _ in range(connections):
             conn, _ = listener.accept()
             conn.setsockopt(sock_mod.IPPROTO_TCP, sock_mod.TCP_NODELAY, 1)
-            t = threading.Thread(target=_serve_echo, args=(conn,), daemon=True)
+            t = threading.Thread(target=_serve_echo, args=(conn, poll_first), daemon=True)
             t.start()
             servers.append(t)
 
@@ -66,9 +89,9 @@ def echo_setup(
     return clients, close
 
 
-def round_trips(sock: Any, n: int) -> None:
-    """``n`` echo round trips of 1 KiB."""
-    send, recv = sock.sendall, sock.recv
+def round_trips(sock: Any, n: int, poll_first: bool = False) -> None:
+    """``n`` echo round trips of 1 KiB (``poll_first``: poll before each ``recv``)."""
+    send, recv = sock.sendall, _polled(sock) if poll_first else sock.recv
     for _ in range(n):
         send(MSG)
         got = len(recv(65536))

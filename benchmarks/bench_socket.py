@@ -73,6 +73,7 @@ def run() -> _harness.Table:
 
     (ours,), close_ours = echo_setup(tp_socket)
     (native,), close_native = echo_setup(__import__("socket"))
+    (polled,), close_polled = echo_setup(__import__("socket"), poll_first=True)
     try:
         echo = _harness.ratio_row(
             table,
@@ -82,9 +83,27 @@ def run() -> _harness.Table:
             3000,
             1.3,
         )
+        # The floor of waiting in poll() at all: native sockets, both ends
+        # polling before each recv, against plain blocking recv.
+        floor, native_again = _harness.compare(
+            lambda n: round_trips(polled, n, poll_first=True),
+            lambda n: round_trips(native, n),
+            3000,
+        )
+        table.add(
+            _harness.Row(
+                "  reference: native sockets, poll() before recv",
+                floor,
+                native_again,
+                "report",
+                True,
+                note=f"threadpatch / this: {echo.ours / floor:.2f}x",
+            )
+        )
     finally:
         close_ours()
         close_native()
+        close_polled()
 
     a, b = [], []
     for _ in range(3):

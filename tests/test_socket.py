@@ -637,3 +637,178 @@ def test_blocking_methods_work_on_plain_stdlib_sockets(
         assert t.cancelled
         _socket.release_adopted()
         assert a.gettimeout() == 7
+
+
+# -- the waiting receive of a blocking socket, C and Python -------------------------
+# After a receive had to wait, the next ones wait first (poll-first); with the C
+# accelerator that wait and the receive are one C call (_speedups.poll_recv).
+# Each test runs on both paths and checks that the chosen one was taken.
+
+RECEIVES: dict[str, Callable[[tp_socket.socket], Any]] = {
+    "recv": lambda s: s.recv(64),
+    "recv_into": lambda s: _recv_into_bytes(s, 0),
+    "recv_into_nbytes": lambda s: _recv_into_bytes(s, 3),
+}
+
+
+def _recv_into_bytes(s: tp_socket.socket, nbytes: int) -> bytes:
+    buf = bytearray(64)
+    return bytes(buf[: s.recv_into(buf, nbytes)])
+
+
+@pytest.fixture(params=["c", "python"])
+def wait_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Select the path; the list counts the calls that went into the C one."""
+    calls: list[int] = []
+    if request.param == "python":
+        monkeypatch.setattr(_socket, "_poll_recv", None)
+        monkeypatch.setattr(_socket, "_poll_recv_into", None)
+        return calls
+    if _socket._poll_recv is None:
+        pytest.skip("the C accelerator is not built")
+    real_recv, real_into = _socket._poll_recv, _socket._poll_recv_into
+    assert real_into is not None
+
+    def counted(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            calls.append(1)
+            return real(*args)
+
+        return call
+
+    monkeypatch.setattr(_socket, "_poll_recv", counted(real_recv))
+    monkeypatch.setattr(_socket, "_poll_recv_into", counted(real_into))
+    calls.append(0)  # marks the C path: len(calls) - 1 is the count
+    return calls
+
+
+def _poll_first(s: tp_socket.socket) -> tp_socket.socket:
+    s._tp_wait = _socket._POLL_FIRST  # as after a receive that had to wait
+    return s
+
+
+def _took_path(calls: list[int]) -> None:
+    if calls:  # the C path: at least one receive went through it
+        assert len(calls) > 1
+
+
+@pytest.mark.parametrize("op", RECEIVES.values(), ids=RECEIVES.keys())
+def test_waiting_receive_gets_data_and_eof(
+    op: Callable[[tp_socket.socket], bytes],
+    wait_path: list[int],
+    pair: tuple[tp_socket.socket, tp_socket.socket],
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    a, b = pair
+    t = threadpatch.spawn(op, _poll_first(a))
+    wait_all_threads_blocked(expected=1)
+    b.sendall(b"abc")
+    assert t.join(timeout=5) == b"abc"
+    b.sendall(b"xyz")  # already there: no wait
+    assert op(_poll_first(a)) == b"xyz"
+    b.shutdown(std_socket.SHUT_WR)
+    assert op(_poll_first(a)) == b""
+    _took_path(wait_path)
+
+
+@pytest.mark.parametrize("op", RECEIVES.values(), ids=RECEIVES.keys())
+def test_waiting_receive_cancel_and_deadline_lose_nothing(
+    op: Callable[[tp_socket.socket], bytes],
+    wait_path: list[int],
+    pair: tuple[tp_socket.socket, tp_socket.socket],
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    a, b = pair
+    t = threadpatch.spawn(op, _poll_first(a))
+    wait_all_threads_blocked(expected=1)
+    assert t.cancel(timeout=5)
+    assert isinstance(t.exception, ThreadCancelled)
+    with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.01):
+        op(_poll_first(a))
+    b.sendall(b"abc")
+    assert op(_poll_first(a)) == b"abc"
+    _took_path(wait_path)
+
+
+def test_waiting_receive_pending_cancel_and_shield(
+    wait_path: list[int], pair: tuple[tp_socket.socket, tp_socket.socket]
+) -> None:
+    a, b = pair
+    me = _core.current_state()
+    _core.cancel(threadpatch.current())
+    try:
+        with pytest.raises(ThreadCancelled):
+            _poll_first(a).recv(10)
+        with threadpatch.shield():  # pending, not deliverable: the wait goes on
+            b.sendall(b"abc")
+            assert _poll_first(a).recv(10) == b"abc"
+    finally:
+        me.cancel_requested = False
+        me.recompute_interrupt()
+
+
+def test_waiting_receive_bad_arguments_match_stdlib(
+    wait_path: list[int], pair: tuple[tp_socket.socket, tp_socket.socket]
+) -> None:
+    a, _ = pair
+    n, m = std_socket.socketpair()
+    with n, m:
+        for call in (
+            lambda s: s.recv(-1),
+            lambda s: s.recv("x"),
+            lambda s: s.recv_into(bytearray(2), 5),
+            lambda s: s.recv_into(b"read-only"),
+            lambda s: s.recv_into(bytearray(2), -1),
+        ):
+            ours = _outcome(lambda call=call: call(_poll_first(a)))
+            assert ours == _outcome(lambda call=call: call(n))
+            assert ours[0] != "ok"  # it raised at once, it did not wait
+
+
+def test_waiting_receive_on_closed_socket_matches_stdlib(wait_path: list[int]) -> None:
+    a, b = tp_socket.socketpair()
+    n, m = std_socket.socketpair()
+    for s in (a, b, n, m):
+        s.close()
+    for call in (lambda s: s.recv(10), lambda s: s.recv_into(bytearray(10))):
+        ours = _outcome(lambda call=call: call(_poll_first(a)))
+        assert ours == _outcome(lambda call=call: call(n))
+        assert ours[0] is OSError
+
+
+def test_waiting_receive_in_main_thread_runs_signal_handlers(
+    wait_path: list[int], pair: tuple[tp_socket.socket, tp_socket.socket]
+) -> None:
+    """A signal (Ctrl-C is one) raises out of the wait, as from the native call."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread")
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    a, _ = pair
+    me = _core.current_state()
+    main = threading.get_ident()
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 10
+        while not me.parked and time.monotonic() < deadline:
+            time.sleep(0.0005)  # polling a flag, not synchronising on time
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        t = threading.Thread(target=interrupt)
+        t.start()
+        with pytest.raises(Interrupted):
+            _poll_first(a).recv(10)
+        t.join()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    _took_path(wait_path)

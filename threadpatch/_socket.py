@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core, _dns
 from ._core import _natives
+from ._sync import _speedups
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -97,6 +98,14 @@ _is_hub_thread = _core.is_hub_thread
 _timeout_error = _std.timeout
 _INET = (_socket.AF_INET, _socket.AF_INET6)
 _POLL_FIRST = 16
+
+# The C wait-and-receive of a blocking socket (see _speedups.c), or None.
+_poll_recv: Callable[..., bytes | None] | None = None
+_poll_recv_into: Callable[..., int | None] | None = None
+if _speedups is not None and hasattr(_speedups, "poll_recv"):
+    _speedups.bind_state_type(_core.ThreadState)
+    _poll_recv = _speedups.poll_recv
+    _poll_recv_into = _speedups.poll_recv_into
 
 # Version differences of the C socket, mirrored exactly.
 if sys.version_info >= (3, 12):
@@ -365,6 +374,17 @@ def sendmsg(self: Any, *args: Any) -> int:
         if _user_timeout(self) == 0.0:
             raise
     return _retry(self, _c_sendmsg, args, POLLOUT)
+
+
+def _plain_into(buffer: Any, nbytes: Any) -> bool:
+    """True if ``recv_into(buffer, nbytes)`` has arguments the C call accepts as they are."""
+    if type(nbytes) is not int or nbytes < 0:
+        return False
+    if type(buffer) is bytearray:
+        return nbytes <= len(buffer)
+    if type(buffer) is memoryview:
+        return not buffer.readonly and nbytes <= buffer.nbytes
+    return False
 
 
 def _nbytes(data: Any) -> int:
@@ -665,10 +685,17 @@ class socket(_std.socket):
     # never gets here: _retry there resets the counter after recv set it.
     _tp_wait = 0
 
+    # With the C accelerator, the wait and the receive are one call that
+    # releases the GIL once; None from it means "go the ordinary way".
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         if self._tp_wait and self._tp_timeout is None:
             self._tp_wait -= 1
-            _current_state().wait_fd(_c_fileno(self), POLLIN, None)
+            if _poll_recv is not None:
+                data = _poll_recv(_current_state(), _c_fileno(self), bufsize, flags)
+                if data is not None:
+                    return data
+            elif type(bufsize) is int and bufsize >= 0:  # else the C recv below raises
+                _current_state().wait_fd(_c_fileno(self), POLLIN, None)
         try:
             return _c_recv(self, bufsize, flags)
         except BlockingIOError:
@@ -680,7 +707,12 @@ class socket(_std.socket):
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int:
         if self._tp_wait and self._tp_timeout is None:
             self._tp_wait -= 1
-            _current_state().wait_fd(_c_fileno(self), POLLIN, None)
+            if _poll_recv_into is not None:
+                n = _poll_recv_into(_current_state(), _c_fileno(self), buffer, nbytes, flags)
+                if n is not None:
+                    return n
+            elif _plain_into(buffer, nbytes):  # else the C recv_into below raises
+                _current_state().wait_fd(_c_fileno(self), POLLIN, None)
         try:
             return _c_recv_into(self, buffer, nbytes, flags)
         except BlockingIOError:

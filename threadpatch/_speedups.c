@@ -1,4 +1,5 @@
-/* threadpatch._speedups: the uncontended paths of Lock and RLock in C.
+/* threadpatch._speedups: the uncontended paths of Lock and RLock, and the
+ * poll-then-receive of a blocking socket, in C.
  *
  * Optional accelerator.  threadpatch/_sync.py keeps the pure-Python
  * reference implementation and uses it when this module is missing (or when
@@ -23,11 +24,19 @@
  * lock, and waiting keeps every cancellation invariant of the Python code.
  * Owner, count and the `locked` flag are updated with the GIL held, which is
  * exactly what CPython's lock and RLock rely on (3.11-3.13, GIL builds).
+ *
+ * poll_recv() and poll_recv_into() are the waiting receive of a blocking
+ * threadpatch socket (see the "socket waits" section below).
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <poll.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #if PY_VERSION_HEX < 0x030C0000
 #include <structmember.h>
@@ -637,13 +646,315 @@ static PyTypeObject RLockCore_Type = {
     .tp_new = rlockcore_new,
 };
 
+
+/* -- socket waits ---------------------------------------------------------
+ *
+ * The receive of a blocking threadpatch socket whose data is (probably) not
+ * there yet: the same steps as ThreadState.wait_fd() followed by the C recv,
+ * but with the GIL released once for both syscalls instead of once per
+ * syscall and twice re-taken.  Between two threads of one process ping-
+ * ponging over a socket that halves the GIL hand-offs of each wake-up.
+ *
+ *   poll_recv(state, fd, bufsize, flags) -> bytes | None
+ *   poll_recv_into(state, fd, buffer, nbytes, flags) -> int | None
+ *
+ * Under the GIL: give up (None) unless `state` is a ThreadState with no
+ * pending interrupt and a wake-up eventfd; set its _fd_waiting and parked
+ * flags, and look at `interrupt` again (a canceller that ran before the flag
+ * was set did not write the eventfd).  Without the GIL: poll() the socket and
+ * the eventfd; if the socket is ready, recv() from it; drain the eventfd if
+ * it fired.  Under the GIL again: clear the flags.
+ *
+ * None means "nothing received, take the Python path": it re-checks the
+ * interrupt (and raises it), validates odd arguments with the stdlib's own
+ * errors, and waits.  Data received is always returned, also when a
+ * cancellation arrived meanwhile: it stays pending for the next blocking
+ * call, and no byte is lost.  EINTR runs the signal handlers (a Ctrl-C in
+ * the main thread raises here, as the native call would).
+ */
+
+static PyTypeObject *state_type;  /* ThreadState, bound by bind_state_type() */
+static Py_ssize_t off_interrupt, off_wake_fd, off_fd_waiting, off_parked;
+
+static PyObject *
+slot_get(PyObject *obj, Py_ssize_t offset)
+{
+    return *(PyObject **)((char *)obj + offset);
+}
+
+static void
+slot_set(PyObject *obj, Py_ssize_t offset, PyObject *value)
+{
+    PyObject **slot = (PyObject **)((char *)obj + offset);
+    PyObject *old = *slot;
+
+    *slot = Py_NewRef(value);
+    Py_XDECREF(old);
+}
+
+/* The byte offset of the __slots__ member `name` of `type`, or -1 with an error. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *descr = PyObject_GetAttrString(type, name);
+    Py_ssize_t offset = -1;
+
+    if (descr == NULL) {
+        return -1;
+    }
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)
+        && ((PyMemberDescrObject *)descr)->d_member->type == Py_T_OBJECT_EX) {
+        offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "%s is not an object slot", name);
+    }
+    Py_DECREF(descr);
+    return offset;
+}
+
+static PyObject *
+bind_state_type(PyObject *module, PyObject *type)
+{
+    Py_ssize_t offsets[4];
+    const char *names[4] = {"interrupt", "_wake_fd", "_fd_waiting", "parked"};
+    int i;
+
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "bind_state_type() needs a class");
+        return NULL;
+    }
+    for (i = 0; i < 4; i++) {
+        offsets[i] = slot_offset(type, names[i]);
+        if (offsets[i] < 0) {
+            return NULL;
+        }
+    }
+    off_interrupt = offsets[0];
+    off_wake_fd = offsets[1];
+    off_fd_waiting = offsets[2];
+    off_parked = offsets[3];
+    Py_XSETREF(state_type, (PyTypeObject *)Py_NewRef(type));
+    Py_RETURN_NONE;
+}
+
+/* An int argument; -1 with an error set if it is not one (or out of range). */
+static int
+int_arg(PyObject *obj, int *out)
+{
+    long v = PyLong_AsLong(obj);
+
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "int out of range");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* 1 if the wait may start (flags set; *wake_fd filled), 0 to give up, -1 on error. */
+static int
+wait_begin(PyObject *state, int *wake_fd)
+{
+    PyObject *value;
+    int truth;
+
+    if (state_type == NULL || Py_TYPE(state) != state_type) {
+        return 0;
+    }
+    value = slot_get(state, off_interrupt);
+    if (value == NULL || (truth = PyObject_IsTrue(value)) != 0) {
+        return truth < 0 ? -1 : 0;
+    }
+    value = slot_get(state, off_wake_fd);
+    if (value == NULL || !PyLong_CheckExact(value) || int_arg(value, wake_fd) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (*wake_fd < 0) {
+        return 0;
+    }
+    slot_set(state, off_fd_waiting, Py_True);
+    slot_set(state, off_parked, Py_True);
+    value = slot_get(state, off_interrupt);
+    truth = value == NULL ? 1 : PyObject_IsTrue(value);
+    if (truth != 0) {
+        slot_set(state, off_fd_waiting, Py_False);
+        slot_set(state, off_parked, Py_False);
+        return truth < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+static void
+wait_end(PyObject *state)
+{
+    slot_set(state, off_fd_waiting, Py_False);
+    slot_set(state, off_parked, Py_False);
+}
+
+/* Without the GIL: wait for `fd` or the eventfd, then receive.
+ * Returns the recv() result; -1 with *err set (EAGAIN: nothing to receive). */
+static Py_ssize_t
+poll_then_recv(int fd, int wake_fd, char *buf, Py_ssize_t len, int flags, int *err)
+{
+    struct pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    Py_ssize_t n = -1;
+    uint64_t counter;
+
+    *err = EAGAIN;
+    if (poll(fds, 2, -1) < 0) {
+        *err = errno;
+        return -1;
+    }
+    if (fds[1].revents) {
+        /* A wake-up: drain the counter (it is non-blocking). */
+        if (read(wake_fd, &counter, sizeof(counter)) < 0) {
+            /* EAGAIN: drained by a concurrent reader; nothing to do */
+        }
+    }
+    if (fds[0].revents) {
+        /* Readable, hung up, failed or invalid: recv() says which. */
+        n = recv(fd, buf, (size_t)len, flags);
+        if (n < 0) {
+            *err = errno;
+        }
+    }
+    return n;
+}
+
+/* The result for an error `err` of poll_then_recv: None for "try the Python
+ * path", NULL with an exception otherwise. */
+static PyObject *
+recv_failed(int err)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        Py_RETURN_NONE;
+    }
+    if (err == EINTR) {
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    errno = err;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+static PyObject *
+poll_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *state, *result;
+    Py_ssize_t bufsize, n;
+    int fd, flags, wake_fd, err, r;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "poll_recv(state, fd, bufsize, flags)");
+        return NULL;
+    }
+    state = args[0];
+    bufsize = PyLong_AsSsize_t(args[2]);
+    if ((bufsize == -1 && PyErr_Occurred()) || int_arg(args[1], &fd) < 0
+        || int_arg(args[3], &flags) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;  /* the Python path raises the stdlib's error */
+    }
+    if (fd < 0 || bufsize < 0) {
+        Py_RETURN_NONE;
+    }
+    result = PyBytes_FromStringAndSize(NULL, bufsize);
+    if (result == NULL) {
+        return NULL;
+    }
+    r = wait_begin(state, &wake_fd);
+    if (r <= 0) {
+        Py_DECREF(result);
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    n = poll_then_recv(fd, wake_fd, PyBytes_AS_STRING(result), bufsize, flags, &err);
+    Py_END_ALLOW_THREADS
+    wait_end(state);
+    if (n < 0) {
+        Py_DECREF(result);
+        return recv_failed(err);
+    }
+    if (n != bufsize && _PyBytes_Resize(&result, n) < 0) {
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *state;
+    Py_buffer view;
+    Py_ssize_t nbytes, n;
+    int fd, flags, wake_fd, err, r;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "poll_recv_into(state, fd, buffer, nbytes, flags)");
+        return NULL;
+    }
+    state = args[0];
+    nbytes = PyLong_AsSsize_t(args[3]);
+    if ((nbytes == -1 && PyErr_Occurred()) || int_arg(args[1], &fd) < 0
+        || int_arg(args[4], &flags) < 0
+        || PyObject_GetBuffer(args[2], &view, PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;  /* the Python path raises the stdlib's error */
+    }
+    if (nbytes == 0) {
+        nbytes = view.len;
+    }
+    if (fd < 0 || nbytes < 0 || nbytes > view.len) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    r = wait_begin(state, &wake_fd);
+    if (r <= 0) {
+        PyBuffer_Release(&view);
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    n = poll_then_recv(fd, wake_fd, view.buf, nbytes, flags, &err);
+    Py_END_ALLOW_THREADS
+    wait_end(state);
+    PyBuffer_Release(&view);
+    if (n < 0) {
+        return recv_failed(err);
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyMethodDef module_methods[] = {
+    {"bind_state_type", bind_state_type, METH_O,
+     "Let poll_recv() use the slots of this ThreadState class."},
+    {"poll_recv", (PyCFunction)(void (*)(void))poll_recv, METH_FASTCALL,
+     "Wait for a socket (or a wake-up) and receive: bytes, or None for the Python path."},
+    {"poll_recv_into", (PyCFunction)(void (*)(void))poll_recv_into, METH_FASTCALL,
+     "Wait for a socket (or a wake-up) and receive into a buffer: int, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
 /* -- module -------------------------------------------------------------- */
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "threadpatch._speedups",
-    .m_doc = "C fast paths of threadpatch.Lock and threadpatch.RLock.",
+    .m_doc = "C fast paths of threadpatch.Lock, threadpatch.RLock and socket receives.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 static int

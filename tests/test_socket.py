@@ -663,6 +663,7 @@ def wait_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "python":
         monkeypatch.setattr(_socket, "_poll_recv", None)
         monkeypatch.setattr(_socket, "_poll_recv_into", None)
+        monkeypatch.setattr(_socket, "_wait_and_call", {})
         return calls
     if _socket._poll_recv is None:
         pytest.skip("the C accelerator is not built")
@@ -678,13 +679,25 @@ def wait_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(_socket, "_poll_recv", counted(real_recv))
     monkeypatch.setattr(_socket, "_poll_recv_into", counted(real_into))
+    monkeypatch.setattr(
+        _socket,
+        "_wait_and_call",
+        {_socket._c_recv: _socket._poll_recv, _socket._c_recv_into: _socket._poll_recv_into},
+    )
     calls.append(0)  # marks the C path: len(calls) - 1 is the count
     return calls
 
 
-def _poll_first(s: tp_socket.socket) -> tp_socket.socket:
-    s._tp_wait = _socket._POLL_FIRST  # as after a receive that had to wait
-    return s
+@pytest.fixture(params=["poll_first", "try_first"])
+def prime(request: pytest.FixtureRequest) -> Callable[[tp_socket.socket], tp_socket.socket]:
+    """Set a socket to wait before its next receive, or to try it first (and retry)."""
+    wait = _socket._POLL_FIRST if request.param == "poll_first" else 0
+
+    def prime(s: tp_socket.socket) -> tp_socket.socket:
+        s._tp_wait = wait  # as after a receive that had to wait, or long after
+        return s
+
+    return prime
 
 
 def _took_path(calls: list[int]) -> None:
@@ -696,18 +709,19 @@ def _took_path(calls: list[int]) -> None:
 def test_waiting_receive_gets_data_and_eof(
     op: Callable[[tp_socket.socket], bytes],
     wait_path: list[int],
+    prime: Callable[[tp_socket.socket], tp_socket.socket],
     pair: tuple[tp_socket.socket, tp_socket.socket],
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     a, b = pair
-    t = threadpatch.spawn(op, _poll_first(a))
+    t = threadpatch.spawn(op, prime(a))
     wait_all_threads_blocked(expected=1)
     b.sendall(b"abc")
     assert t.join(timeout=5) == b"abc"
     b.sendall(b"xyz")  # already there: no wait
-    assert op(_poll_first(a)) == b"xyz"
+    assert op(prime(a)) == b"xyz"
     b.shutdown(std_socket.SHUT_WR)
-    assert op(_poll_first(a)) == b""
+    assert op(prime(a)) == b""
     _took_path(wait_path)
 
 
@@ -715,40 +729,45 @@ def test_waiting_receive_gets_data_and_eof(
 def test_waiting_receive_cancel_and_deadline_lose_nothing(
     op: Callable[[tp_socket.socket], bytes],
     wait_path: list[int],
+    prime: Callable[[tp_socket.socket], tp_socket.socket],
     pair: tuple[tp_socket.socket, tp_socket.socket],
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     a, b = pair
-    t = threadpatch.spawn(op, _poll_first(a))
+    t = threadpatch.spawn(op, prime(a))
     wait_all_threads_blocked(expected=1)
     assert t.cancel(timeout=5)
     assert isinstance(t.exception, ThreadCancelled)
     with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.01):
-        op(_poll_first(a))
+        op(prime(a))
     b.sendall(b"abc")
-    assert op(_poll_first(a)) == b"abc"
+    assert op(prime(a)) == b"abc"
     _took_path(wait_path)
 
 
 def test_waiting_receive_pending_cancel_and_shield(
-    wait_path: list[int], pair: tuple[tp_socket.socket, tp_socket.socket]
+    wait_path: list[int],
+    prime: Callable[[tp_socket.socket], tp_socket.socket],
+    pair: tuple[tp_socket.socket, tp_socket.socket],
 ) -> None:
     a, b = pair
     me = _core.current_state()
     _core.cancel(threadpatch.current())
     try:
         with pytest.raises(ThreadCancelled):
-            _poll_first(a).recv(10)
+            prime(a).recv(10)
         with threadpatch.shield():  # pending, not deliverable: the wait goes on
             b.sendall(b"abc")
-            assert _poll_first(a).recv(10) == b"abc"
+            assert prime(a).recv(10) == b"abc"
     finally:
         me.cancel_requested = False
         me.recompute_interrupt()
 
 
 def test_waiting_receive_bad_arguments_match_stdlib(
-    wait_path: list[int], pair: tuple[tp_socket.socket, tp_socket.socket]
+    wait_path: list[int],
+    prime: Callable[[tp_socket.socket], tp_socket.socket],
+    pair: tuple[tp_socket.socket, tp_socket.socket],
 ) -> None:
     a, _ = pair
     n, m = std_socket.socketpair()
@@ -760,24 +779,28 @@ def test_waiting_receive_bad_arguments_match_stdlib(
             lambda s: s.recv_into(b"read-only"),
             lambda s: s.recv_into(bytearray(2), -1),
         ):
-            ours = _outcome(lambda call=call: call(_poll_first(a)))
+            ours = _outcome(lambda call=call: call(prime(a)))
             assert ours == _outcome(lambda call=call: call(n))
             assert ours[0] != "ok"  # it raised at once, it did not wait
 
 
-def test_waiting_receive_on_closed_socket_matches_stdlib(wait_path: list[int]) -> None:
+def test_waiting_receive_on_closed_socket_matches_stdlib(
+    wait_path: list[int], prime: Callable[[tp_socket.socket], tp_socket.socket]
+) -> None:
     a, b = tp_socket.socketpair()
     n, m = std_socket.socketpair()
     for s in (a, b, n, m):
         s.close()
     for call in (lambda s: s.recv(10), lambda s: s.recv_into(bytearray(10))):
-        ours = _outcome(lambda call=call: call(_poll_first(a)))
+        ours = _outcome(lambda call=call: call(prime(a)))
         assert ours == _outcome(lambda call=call: call(n))
         assert ours[0] is OSError
 
 
 def test_waiting_receive_in_main_thread_runs_signal_handlers(
-    wait_path: list[int], pair: tuple[tp_socket.socket, tp_socket.socket]
+    wait_path: list[int],
+    prime: Callable[[tp_socket.socket], tp_socket.socket],
+    pair: tuple[tp_socket.socket, tp_socket.socket],
 ) -> None:
     """A signal (Ctrl-C is one) raises out of the wait, as from the native call."""
     import signal
@@ -807,7 +830,7 @@ def test_waiting_receive_in_main_thread_runs_signal_handlers(
         t = threading.Thread(target=interrupt)
         t.start()
         with pytest.raises(Interrupted):
-            _poll_first(a).recv(10)
+            prime(a).recv(10)
         t.join()
     finally:
         signal.signal(signal.SIGUSR1, old)

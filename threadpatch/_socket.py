@@ -106,6 +106,10 @@ if _speedups is not None and hasattr(_speedups, "poll_recv"):
     _speedups.bind_state_type(_core.ThreadState)
     _poll_recv = _speedups.poll_recv
     _poll_recv_into = _speedups.poll_recv_into
+# _retry's C shortcut: the C call it retries -> its wait-and-call (same arguments).
+_wait_and_call: dict[object, Callable[..., Any]] = {}
+if _poll_recv is not None and _poll_recv_into is not None:
+    _wait_and_call = {_c_recv: _poll_recv, _c_recv_into: _poll_recv_into}
 
 # Version differences of the C socket, mirrored exactly.
 if sys.version_info >= (3, 12):
@@ -235,7 +239,12 @@ def _retry(sock: Any, func: Callable[..., T], args: tuple[Any, ...], events: int
     if wait is _native_wait and isinstance(sock, socket):
         sock._tp_wait = 0  # never poll-first in the hub thread (see socket.recv)
     if timeout is None:
+        fast = None if wait is _native_wait else _wait_and_call.get(func)
         while True:
+            if fast is not None:
+                result = fast(_current_state(), fd, *args)
+                if result is not None:
+                    return result  # type: ignore[no-any-return]
             wait(fd, events, None)
             try:
                 return func(sock, *args)

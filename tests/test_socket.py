@@ -700,6 +700,16 @@ def prime(request: pytest.FixtureRequest) -> Callable[[tp_socket.socket], tp_soc
     return prime
 
 
+def _blocked_in(
+    op: Callable[[tp_socket.socket], bytes],
+    s: tp_socket.socket,
+    wait_all_threads_blocked: Callable[..., None],
+) -> threadpatch.Thread[bytes]:
+    t = threadpatch.spawn(op, s)
+    wait_all_threads_blocked(expected=1)
+    return t
+
+
 def _took_path(calls: list[int]) -> None:
     if calls:  # the C path: at least one receive went through it
         assert len(calls) > 1
@@ -714,8 +724,7 @@ def test_waiting_receive_gets_data_and_eof(
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     a, b = pair
-    t = threadpatch.spawn(op, prime(a))
-    wait_all_threads_blocked(expected=1)
+    t = _blocked_in(op, prime(a), wait_all_threads_blocked)
     b.sendall(b"abc")
     assert t.join(timeout=5) == b"abc"
     b.sendall(b"xyz")  # already there: no wait
@@ -734,8 +743,7 @@ def test_waiting_receive_cancel_and_deadline_lose_nothing(
     wait_all_threads_blocked: Callable[..., None],
 ) -> None:
     a, b = pair
-    t = threadpatch.spawn(op, prime(a))
-    wait_all_threads_blocked(expected=1)
+    t = _blocked_in(op, prime(a), wait_all_threads_blocked)
     assert t.cancel(timeout=5)
     assert isinstance(t.exception, ThreadCancelled)
     with pytest.raises(ThreadTimeout), threadpatch.timeout_after(0.01):

@@ -844,12 +844,31 @@ recv_failed(int err)
     return PyErr_SetFromErrno(PyExc_OSError);
 }
 
+/* Wait as `state` and receive: 1 with *n set (>= 0 received, or -1 with
+ * *err), 0 to give up (the Python path), -1 with an exception. */
+static int
+state_poll_recv(PyObject *state, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t *n,
+                int *err)
+{
+    int wake_fd;
+    int r = wait_begin(state, &wake_fd);
+
+    if (r <= 0) {
+        return r;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    *n = poll_then_recv(fd, wake_fd, buf, len, flags, err);
+    Py_END_ALLOW_THREADS
+    wait_end(state);
+    return 1;
+}
+
 static PyObject *
 poll_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *state, *result;
     Py_ssize_t bufsize, n;
-    int fd, flags, wake_fd, err, r;
+    int fd, flags, err, r;
 
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "poll_recv(state, fd, bufsize, flags)");
@@ -869,21 +888,10 @@ poll_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (result == NULL) {
         return NULL;
     }
-    r = wait_begin(state, &wake_fd);
-    if (r <= 0) {
+    r = state_poll_recv(state, fd, PyBytes_AS_STRING(result), bufsize, flags, &n, &err);
+    if (r <= 0 || n < 0) {
         Py_DECREF(result);
-        if (r < 0) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    n = poll_then_recv(fd, wake_fd, PyBytes_AS_STRING(result), bufsize, flags, &err);
-    Py_END_ALLOW_THREADS
-    wait_end(state);
-    if (n < 0) {
-        Py_DECREF(result);
-        return recv_failed(err);
+        return r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : recv_failed(err);
     }
     if (n != bufsize && _PyBytes_Resize(&result, n) < 0) {
         return NULL;
@@ -897,7 +905,7 @@ poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *state;
     Py_buffer view;
     Py_ssize_t nbytes, n;
-    int fd, flags, wake_fd, err, r;
+    int fd, flags, err, r;
 
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError, "poll_recv_into(state, fd, buffer, nbytes, flags)");
@@ -918,21 +926,10 @@ poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&view);
         Py_RETURN_NONE;
     }
-    r = wait_begin(state, &wake_fd);
-    if (r <= 0) {
-        PyBuffer_Release(&view);
-        if (r < 0) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    n = poll_then_recv(fd, wake_fd, view.buf, nbytes, flags, &err);
-    Py_END_ALLOW_THREADS
-    wait_end(state);
+    r = state_poll_recv(state, fd, view.buf, nbytes, flags, &n, &err);
     PyBuffer_Release(&view);
-    if (n < 0) {
-        return recv_failed(err);
+    if (r <= 0 || n < 0) {
+        return r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : recv_failed(err);
     }
     return PyLong_FromSsize_t(n);
 }

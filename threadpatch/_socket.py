@@ -278,7 +278,7 @@ def recv(self: Any, bufsize: int, flags: int = 0, /) -> bytes:
     return _retry(self, _c_recv, (bufsize, flags), POLLIN)
 
 
-def recv_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int:
+def recv_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
     if _c_gettimeout(self) != 0.0 and not _adopt(self):
         return _c_recv_into(self, buffer, nbytes, flags)
     try:
@@ -300,7 +300,7 @@ def recvfrom(self: Any, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
     return _retry(self, _c_recvfrom, (bufsize, flags), POLLIN)
 
 
-def recvfrom_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> tuple[int, Any]:
+def recvfrom_into(self: Any, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
     if _c_gettimeout(self) != 0.0 and not _adopt(self):
         return _c_recvfrom_into(self, buffer, nbytes, flags)
     try:
@@ -415,6 +415,11 @@ def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
         sent = 0
     if sent == _nbytes(data):
         return None
+    return _sendall_from(self, data, flags, sent)
+
+
+def _sendall_from(self: Any, data: Any, flags: int, sent: int) -> None:
+    """The rest of ``sendall`` once the first ``sent`` bytes went out (or none could)."""
     timeout = _user_timeout(self)
     with memoryview(data) as view, view.cast("B") as rest:
         if timeout == 0.0:  # the stdlib's own non-blocking behaviour
@@ -713,7 +718,7 @@ class socket(_std.socket):
         self._tp_wait = _POLL_FIRST
         return _retry(self, _c_recv, (bufsize, flags), POLLIN)
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int:
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:  # keywords too
         if self._tp_wait and self._tp_timeout is None:
             self._tp_wait -= 1
             if _poll_recv_into is not None:
@@ -734,7 +739,7 @@ class socket(_std.socket):
     connect = connect
     connect_ex = connect_ex
     recvfrom = recvfrom
-    recvfrom_into = recvfrom_into  # type: ignore[assignment]
+    recvfrom_into = recvfrom_into
     recvmsg = recvmsg
     recvmsg_into = recvmsg_into
     send = send
@@ -746,6 +751,27 @@ class socket(_std.socket):
 
 socket.__module__ = "threadpatch.socket"
 SocketType = socket
+
+# The Python methods the C ones (if built) stand in for, and fall back to.
+PY_METHODS: dict[str, Callable[..., Any]] = {
+    "recv": socket.recv,
+    "recv_into": socket.recv_into,
+    "sendall": sendall,
+}
+if _speedups is not None and hasattr(_speedups, "socket_methods"):
+    for _name, _method in zip(
+        PY_METHODS,
+        _speedups.socket_methods(
+            socket,
+            _c_fileno,
+            _core._state._tls,
+            _current_state,
+            *PY_METHODS.values(),
+            _sendall_from,
+        ),
+        strict=True,
+    ):
+        setattr(socket, _name, _method)
 
 
 # -- module helpers ----------------------------------------------------------------

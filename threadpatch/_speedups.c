@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -934,6 +935,362 @@ poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(n);
 }
 
+/* -- socket methods -------------------------------------------------------
+ *
+ * recv, recv_into and sendall of threadpatch.socket.socket, as method
+ * descriptors made by socket_methods(cls, ...).  Each does only what the
+ * common case needs and hands everything else, unchanged, to the Python
+ * method it replaces (`fallback`), which is the reference behaviour:
+ *
+ *   recv / recv_into   poll-first receive (self._tp_wait set, no timeout):
+ *                      the wait-and-receive above; then one non-blocking
+ *                      receive; data or EOF -> return it; EAGAIN, EINTR or
+ *                      anything unusual -> fallback(self, *args).
+ *   sendall            one non-blocking send; all of it went -> None; a part
+ *                      or nothing -> sendall_from(self, data, flags, sent);
+ *                      anything unusual -> fallback(self, *args).
+ *
+ * A failing syscall raises OSError from errno, as the C socket does.
+ */
+
+static PyObject *c_fileno;        /* _socket.socket.fileno */
+static PyObject *thread_local;    /* _state._tls: .state is the thread's ThreadState */
+static PyObject *current_state;   /* _core.current_state(), when .state is not set yet */
+static PyObject *recv_fallback, *recv_into_fallback, *sendall_fallback, *sendall_from;
+static PyObject *str_tp_wait, *str_tp_timeout, *str_state;
+
+/* The socket's descriptor, or -1 (closed, or an error: cleared). */
+static int
+sock_fd(PyObject *self)
+{
+    PyObject *res = PyObject_Vectorcall(c_fileno, &self, 1, NULL);
+    long fd;
+
+    if (res == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    fd = PyLong_AsLong(res);
+    Py_DECREF(res);
+    if (fd == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return fd < 0 || fd > INT_MAX ? -1 : (int)fd;
+}
+
+/* fallback(self, *args, **kwargs) with the caller's own vectorcall arguments. */
+static PyObject *
+call_fallback(PyObject *fallback, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    PyObject *small[8], **all = small, *res;
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+
+    if (total + 1 > 8) {
+        all = PyMem_New(PyObject *, (size_t)total + 1);
+        if (all == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    all[0] = self;
+    memcpy(all + 1, args, (size_t)total * sizeof(PyObject *));
+    res = PyObject_Vectorcall(fallback, all, (size_t)nargs + 1, kwnames);
+    if (all != small) {
+        PyMem_Free(all);
+    }
+    return res;
+}
+
+/* Take one poll-first turn of `self`: 1 if this receive should wait first
+ * (the counter is decremented), 0 if not, -1 on error. */
+static int
+poll_first_turn(PyObject *self)
+{
+    PyObject *wait, *timeout, *less;
+    long n;
+    int r;
+
+    wait = PyObject_GetAttr(self, str_tp_wait);
+    if (wait == NULL) {
+        return -1;
+    }
+    n = PyLong_Check(wait) ? PyLong_AsLong(wait) : 0;
+    Py_DECREF(wait);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n <= 0) {
+        return 0;
+    }
+    timeout = PyObject_GetAttr(self, str_tp_timeout);
+    if (timeout == NULL) {
+        return -1;
+    }
+    r = timeout == Py_None;
+    Py_DECREF(timeout);
+    if (!r) {
+        return 0;
+    }
+    less = PyLong_FromLong(n - 1);
+    if (less == NULL) {
+        return -1;
+    }
+    r = PyObject_SetAttr(self, str_tp_wait, less);
+    Py_DECREF(less);
+    return r < 0 ? -1 : 1;
+}
+
+/* The calling thread's ThreadState (new reference), or NULL with an error. */
+static PyObject *
+this_state(void)
+{
+    PyObject *state = PyObject_GetAttr(thread_local, str_state);
+
+    if (state != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return state;
+    }
+    PyErr_Clear();
+    return PyObject_CallNoArgs(current_state);
+}
+
+/* Receive into buf without waiting: bytes received, or -1 with *err. */
+static Py_ssize_t
+recv_now(int fd, char *buf, Py_ssize_t len, int flags, int *err)
+{
+    Py_ssize_t n;
+
+    Py_BEGIN_ALLOW_THREADS
+    n = recv(fd, buf, (size_t)len, flags);
+    *err = n < 0 ? errno : 0;
+    Py_END_ALLOW_THREADS
+    return n;
+}
+
+/* Wait first if it is this receive's poll-first turn, then receive without
+ * waiting: 1 with *n set (-1 with *err: nothing or an error), 0 to fall
+ * back, -1 with an exception. */
+static int
+receive(PyObject *self, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t *n, int *err)
+{
+    PyObject *state;
+    int r = poll_first_turn(self);
+
+    if (r < 0) {
+        return -1;
+    }
+    if (r) {
+        state = this_state();
+        if (state == NULL) {
+            return -1;
+        }
+        r = state_poll_recv(state, fd, buf, len, flags, n, err);
+        Py_DECREF(state);
+        if (r < 0) {
+            return -1;
+        }
+        if (r && (*n >= 0 || (*err != EAGAIN && *err != EWOULDBLOCK && *err != EINTR))) {
+            return 1;
+        }
+    }
+    *n = recv_now(fd, buf, len, flags, err);
+    return *n >= 0 || (*err != EAGAIN && *err != EWOULDBLOCK && *err != EINTR);
+}
+
+static PyObject *
+sock_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *result;
+    Py_ssize_t bufsize, n;
+    int fd, flags = 0, err, r;
+
+    if (nargs < 1 || nargs > 2 || !PyLong_CheckExact(args[0])
+        || (nargs == 2 && !PyLong_CheckExact(args[1]))) {
+        return call_fallback(recv_fallback, self, args, nargs, NULL);
+    }
+    bufsize = PyLong_AsSsize_t(args[0]);
+    if ((bufsize == -1 && PyErr_Occurred()) || (nargs == 2 && int_arg(args[1], &flags) < 0)) {
+        PyErr_Clear();
+        return call_fallback(recv_fallback, self, args, nargs, NULL);
+    }
+    fd = sock_fd(self);
+    if (fd < 0 || bufsize < 0) {
+        return call_fallback(recv_fallback, self, args, nargs, NULL);
+    }
+    result = PyBytes_FromStringAndSize(NULL, bufsize);
+    if (result == NULL) {
+        return NULL;
+    }
+    r = receive(self, fd, PyBytes_AS_STRING(result), bufsize, flags, &n, &err);
+    if (r <= 0 || n < 0) {
+        Py_DECREF(result);
+        if (r < 0) {
+            return NULL;
+        }
+        if (r == 0) {
+            if (err == EINTR && PyErr_CheckSignals() < 0) {
+                return NULL;
+            }
+            return call_fallback(recv_fallback, self, args, nargs, NULL);
+        }
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (n != bufsize && _PyBytes_Resize(&result, n) < 0) {
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_buffer view;
+    Py_ssize_t nbytes = 0, n;
+    int fd, flags = 0, err, r;
+
+    if (kwnames != NULL || nargs < 1 || nargs > 3 || (nargs >= 2 && !PyLong_CheckExact(args[1]))
+        || (nargs == 3 && !PyLong_CheckExact(args[2]))) {
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    if (nargs >= 2) {
+        nbytes = PyLong_AsSsize_t(args[1]);
+    }
+    if ((nbytes == -1 && PyErr_Occurred()) || (nargs == 3 && int_arg(args[2], &flags) < 0)
+        || PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    if (nbytes == 0) {
+        nbytes = view.len;
+    }
+    fd = sock_fd(self);
+    if (fd < 0 || nbytes < 0 || nbytes > view.len) {
+        PyBuffer_Release(&view);
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    r = receive(self, fd, view.buf, nbytes, flags, &n, &err);
+    PyBuffer_Release(&view);
+    if (r < 0) {
+        return NULL;
+    }
+    if (r == 0) {
+        if (err == EINTR && PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    if (n < 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+sock_sendall(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t n, len;
+    PyObject *sent, *flags_obj, *call[4], *res;
+    int fd, flags = 0, err;
+
+    if (nargs < 1 || nargs > 2 || (nargs == 2 && !PyLong_CheckExact(args[1]))) {
+        return call_fallback(sendall_fallback, self, args, nargs, NULL);
+    }
+    if ((nargs == 2 && int_arg(args[1], &flags) < 0)
+        || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        return call_fallback(sendall_fallback, self, args, nargs, NULL);
+    }
+    fd = sock_fd(self);
+    if (fd < 0) {
+        PyBuffer_Release(&view);
+        return call_fallback(sendall_fallback, self, args, nargs, NULL);
+    }
+    len = view.len;
+    Py_BEGIN_ALLOW_THREADS
+    n = send(fd, view.buf, (size_t)len, flags);
+    err = n < 0 ? errno : 0;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (n == len) {
+        Py_RETURN_NONE;
+    }
+    if (n < 0) {
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                return NULL;
+            }
+        }
+        else if (err != EAGAIN && err != EWOULDBLOCK) {
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        n = 0;
+    }
+    sent = PyLong_FromSsize_t(n);
+    flags_obj = nargs == 2 ? Py_NewRef(args[1]) : PyLong_FromLong(0);
+    if (sent == NULL || flags_obj == NULL) {
+        Py_XDECREF(sent);
+        Py_XDECREF(flags_obj);
+        return NULL;
+    }
+    call[0] = self;
+    call[1] = args[0];
+    call[2] = flags_obj;
+    call[3] = sent;
+    res = PyObject_Vectorcall(sendall_from, call, 4, NULL);
+    Py_DECREF(sent);
+    Py_DECREF(flags_obj);
+    return res;
+}
+
+static PyMethodDef socket_method_defs[] = {
+    {"recv", (PyCFunction)(void (*)(void))sock_recv, METH_FASTCALL,
+     "recv($self, bufsize, flags=0, /)\n--\n\nReceive up to bufsize bytes (cancellable)."},
+    {"recv_into", (PyCFunction)(void (*)(void))sock_recv_into, METH_FASTCALL | METH_KEYWORDS,
+     "recv_into($self, /, buffer, nbytes=0, flags=0)\n--\n\n"
+     "Receive into buffer; the number of bytes received (cancellable)."},
+    {"sendall", (PyCFunction)(void (*)(void))sock_sendall, METH_FASTCALL,
+     "sendall($self, data, flags=0, /)\n--\n\n"
+     "Send all of data (cancellable); on an exception part-way, exc.bytes_sent says how much "
+     "went."},
+};
+
+/* socket_methods(cls, fileno, tls, current_state, recv, recv_into, sendall, sendall_from)
+ * -> (recv, recv_into, sendall) method descriptors for cls. */
+static PyObject *
+socket_methods(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject **slots[7] = {&c_fileno, &thread_local, &current_state, &recv_fallback,
+                           &recv_into_fallback, &sendall_fallback, &sendall_from};
+    PyObject *descrs[3];
+    int i;
+
+    if (nargs != 8 || !PyType_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "socket_methods(cls, fileno, tls, current_state, "
+                                         "recv, recv_into, sendall, sendall_from)");
+        return NULL;
+    }
+    if (state_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "bind_state_type() first");
+        return NULL;
+    }
+    for (i = 0; i < 7; i++) {
+        Py_XSETREF(*slots[i], Py_NewRef(args[i + 1]));
+    }
+    for (i = 0; i < 3; i++) {
+        descrs[i] = PyDescr_NewMethod((PyTypeObject *)args[0], &socket_method_defs[i]);
+        if (descrs[i] == NULL) {
+            while (i--) {
+                Py_DECREF(descrs[i]);
+            }
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(NNN)", descrs[0], descrs[1], descrs[2]);
+}
+
 static PyMethodDef module_methods[] = {
     {"bind_state_type", bind_state_type, METH_O,
      "Let poll_recv() use the slots of this ThreadState class."},
@@ -941,6 +1298,8 @@ static PyMethodDef module_methods[] = {
      "Wait for a socket (or a wake-up) and receive: bytes, or None for the Python path."},
     {"poll_recv_into", (PyCFunction)(void (*)(void))poll_recv_into, METH_FASTCALL,
      "Wait for a socket (or a wake-up) and receive into a buffer: int, or None."},
+    {"socket_methods", (PyCFunction)(void (*)(void))socket_methods, METH_FASTCALL,
+     "recv, recv_into and sendall of threadpatch's socket class, in C."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -967,6 +1326,9 @@ intern_names(void)
         {&str_wake, "_wake"},
         {&str_blocking, "blocking"},
         {&str_timeout, "timeout"},
+        {&str_tp_wait, "_tp_wait"},
+        {&str_tp_timeout, "_tp_timeout"},
+        {&str_state, "state"},
     };
     size_t i;
 

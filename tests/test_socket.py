@@ -770,6 +770,30 @@ def test_waiting_receive_bad_arguments_match_stdlib(
             assert ours[0] != "ok"  # it raised at once, it did not wait
 
 
+def test_waiting_receive_of_zero_bytes_returns_at_once(
+    wait_path: str, prime: Callable[[tp_socket.socket], tp_socket.socket]
+) -> None:
+    """As the native call: a 0-byte receive returns at once, data or not."""
+    a, b = tp_socket.socketpair()
+    n, m = std_socket.socketpair()
+
+    def zero_byte_receives() -> list[object]:
+        b.sendall(b"x")  # make this thread's wake-up fd exist: its first wait creates it
+        _core.current_state().wait_fd(a.fileno(), _socket.POLLIN, 5)
+        assert a.recv(1) == b"x"
+        return [
+            prime(a).recv(0),
+            prime(a).recv_into(bytearray(0)),
+            prime(a).recv_into(bytearray(0), 0),
+        ]
+
+    with a, b, n, m:
+        t = threadpatch.spawn(zero_byte_receives)
+        if not t.wait(timeout=5):
+            t.cancel(timeout=5)
+        assert t.join() == [n.recv(0), n.recv_into(bytearray(0)), n.recv_into(bytearray(0), 0)]
+
+
 def test_keyword_arguments_match_stdlib(wait_path: str) -> None:
     a, b = tp_socket.socketpair()
     n, m = std_socket.socketpair()

@@ -386,14 +386,17 @@ def sendmsg(self: Any, *args: Any) -> int:
 
 
 def _plain_into(buffer: Any, nbytes: Any) -> bool:
-    """True if ``recv_into(buffer, nbytes)`` has arguments the C call accepts as they are."""
+    """True if ``recv_into(buffer, nbytes)`` asks for at least a byte with arguments the
+    C call accepts as they are (else it raises, or returns 0 at once)."""
     if type(nbytes) is not int or nbytes < 0:
         return False
     if type(buffer) is bytearray:
-        return nbytes <= len(buffer)
-    if type(buffer) is memoryview:
-        return not buffer.readonly and nbytes <= buffer.nbytes
-    return False
+        size = len(buffer)
+    elif type(buffer) is memoryview and not buffer.readonly:
+        size = buffer.nbytes
+    else:
+        return False
+    return nbytes <= size and (nbytes or size) > 0
 
 
 def _nbytes(data: Any) -> int:
@@ -708,7 +711,7 @@ class socket(_std.socket):
                 data = _poll_recv(_current_state(), _c_fileno(self), bufsize, flags)
                 if data is not None:
                     return data
-            elif type(bufsize) is int and bufsize >= 0:  # else the C recv below raises
+            elif type(bufsize) is int and bufsize > 0:  # else the C recv raises or returns
                 _current_state().wait_fd(_c_fileno(self), POLLIN, None)
         try:
             return _c_recv(self, bufsize, flags)

@@ -7,11 +7,11 @@ runs with that global pointing at our facade (the stdlib module is untouched).
 
 from __future__ import annotations
 
-import unittest
-
 import pytest
 
 from threadpatch import select as tp_select
+
+from ._skips import apply_skips
 
 test_select = pytest.importorskip("test.test_select")
 test_poll = pytest.importorskip("test.test_poll")
@@ -32,10 +32,7 @@ def _swap_select(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _apply_skips(cls: type) -> type:
-    for name, reason in SKIPS.items():
-        if hasattr(cls, name):
-            setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
-    return cls
+    return apply_skips(cls, SKIPS)
 
 
 @_apply_skips

@@ -20,16 +20,15 @@ import pytest
 
 from threadpatch import selectors as tp_selectors
 
+from ._skips import apply_skips
+
 test_selectors = pytest.importorskip("test.test_selectors")
 
 SKIPS: dict[str, str] = {}
 
 
 def _apply_skips(cls: type) -> type:
-    for name, reason in SKIPS.items():
-        if hasattr(cls, name):
-            setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
-    return cls
+    return apply_skips(cls, SKIPS)
 
 
 @_apply_skips

@@ -20,6 +20,8 @@ import pytest
 
 from threadpatch import socket as tp_socket
 
+from ._skips import apply_skips
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -86,10 +88,7 @@ test_socket.threading_helper = types.SimpleNamespace(
 
 def _ours(base: type) -> type:
     cls = type(f"TP_{base.__name__}", (_Ours, base), {"__module__": __name__})
-    for name, reason in SKIPS.items():
-        if hasattr(cls, name):
-            setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
-    return cls
+    return apply_skips(cls, SKIPS)
 
 
 _BASES = [

@@ -11,13 +11,14 @@ Skip list (with reasons) is SKIPS below.
 
 from __future__ import annotations
 
-import unittest
 from typing import Any
 
 import pytest
 
 from threadpatch import socket as tp_socket
 from threadpatch import ssl as tp_ssl
+
+from ._skips import apply_skips
 
 test_ssl = pytest.importorskip("test.test_ssl")
 
@@ -40,10 +41,7 @@ class _Ours:
 
 def _ours(base: type) -> type:
     cls = type(f"TP_{base.__name__}", (_Ours, base), {"__module__": __name__})
-    for name, reason in SKIPS.items():
-        if hasattr(cls, name):
-            setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
-    return cls
+    return apply_skips(cls, SKIPS)
 
 
 _made: dict[str, Any] = {}

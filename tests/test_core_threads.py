@@ -425,3 +425,18 @@ def test_waiting_on_a_closed_descriptor_is_ebadf() -> None:
     with pytest.raises(OSError, match="Bad file descriptor") as info:
         state.wait_fds([(-1, select.POLLIN)], 0)
     assert info.value.errno == errno.EBADF
+
+
+def test_a_finished_thread_has_released_its_descriptor() -> None:
+    # A descriptor wait gives the thread a wake-up eventfd.  Whoever sees the
+    # thread done (join, wait, done()) must not see that descriptor still open:
+    # fd-leak checks right after a join would count it otherwise.
+    import select
+    import socket
+
+    a, b = socket.socketpair()
+    with a, b:
+        for _ in range(50):  # the race it guards against was a few microseconds wide
+            t = spawn(lambda: _core.current_state().wait_fd(a.fileno(), select.POLLIN, 0))
+            t.join(timeout=10)
+            assert t._state._wake_fd == -1

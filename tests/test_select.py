@@ -14,14 +14,10 @@ import threadpatch
 from threadpatch import _core, _select
 from threadpatch import select as tp_select
 
+from .servers import fd_count
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-
-def fd_count() -> int:
-    # The hub keeps a few descriptors of its own once started: start it first.
-    _core.get_hub().ensure_started()
-    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import selectors as std_selectors
 import socket
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,8 @@ import threadpatch
 from threadpatch import _core, _select, _selectors
 from threadpatch import selectors as tp_selectors
 
+from .servers import fd_count
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -22,11 +23,6 @@ STDLIB = {
     tp_selectors.PollSelector: std_selectors.PollSelector,
     tp_selectors.EpollSelector: std_selectors.EpollSelector,
 }
-
-
-def fd_count() -> int:
-    _core.get_hub().ensure_started()  # the hub's own descriptors are not a leak
-    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import socketserver as std_socketserver
 import threading
@@ -11,18 +10,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import threadpatch
-from threadpatch import _core, _socketserver
+from threadpatch import _socketserver
 from threadpatch import socketserver as tp_socketserver
+
+from .servers import fd_count
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 N_CLIENTS = 3
-
-
-def fd_count() -> int:
-    _core.get_hub().ensure_started()  # the hub's own descriptors are not a leak
-    return len(os.listdir("/proc/self/fd"))
 
 
 class Recorder:

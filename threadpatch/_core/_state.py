@@ -321,6 +321,14 @@ class ThreadState:
         with self._lock:
             if self.finished:
                 return
+            # Release the thread's descriptor before the end is visible: whoever
+            # sees ``finished`` (join, wait, done) sees no descriptor left behind.
+            if self._wake_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._wake_fd)
+                self._wake_fd = -1
+                self._poller = None
+                self._fd_poller = None
             self.finished = True
             callbacks, self._done_callbacks = self._done_callbacks, []
         if _registry_lock is None:
@@ -329,12 +337,6 @@ class ThreadState:
             if self.ident is not None and _by_ident.get(self.ident) is self:
                 del _by_ident[self.ident]
             _unbound.discard(self)
-        if self._wake_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._wake_fd)
-            self._wake_fd = -1
-            self._poller = None
-            self._fd_poller = None
         for callback in callbacks:
             callback()
 

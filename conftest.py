@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -35,6 +36,13 @@ def _wait_all_threads_blocked(timeout: float = 10.0, *, expected: int | None = N
         time.sleep(0.0005)  # polling the registry, not synchronising on time
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What collection imported lives for the whole session: keep it out of the
+    # per-test collections below, which then only look at what tests made.
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture
 def wait_all_threads_blocked() -> Callable[..., None]:
     return _wait_all_threads_blocked
@@ -45,6 +53,7 @@ def _no_leaked_threads() -> Iterator[None]:
     """A test must not leave threads running: report and cancel them."""
     before = set(threading.enumerate())
     yield
+    gc.collect()  # an unclosed socket or file in a cycle warns now, in the test that left it
     # A _DummyThread stands for a raw thread that something asked for
     # current_thread() (logging in the hub or a DNS worker): not joinable, not a leak.
     dummy = threading._DummyThread  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import http.server
 import os
+import select
 import socket
 import socketserver
 import ssl
@@ -37,6 +38,34 @@ def stalled() -> Iterator[Server]:
         yield Server("127.0.0.1", listener.getsockname()[1])
     finally:
         listener.close()
+
+
+@pytest.fixture
+def unreachable() -> Iterator[Server]:
+    """A listener with a full backlog: a client's ``connect()`` never completes."""
+    from tests.servers import BacklogServer
+
+    with BacklogServer() as srv:
+        yield Server(*srv.address)
+
+
+@pytest.fixture
+def wait_in_connect() -> Callable[[threadpatch.Thread[object]], None]:
+    """Wait until a thread is parked in a socket connect (waiting for POLLOUT).
+
+    Not just parked: some clients first park elsewhere (smtplib's ``getfqdn()``
+    asks the resolver), and the test means to cancel the connect itself.
+    """
+
+    def wait(thread: threadpatch.Thread[object]) -> None:
+        state = thread._state
+        deadline = time.monotonic() + 10
+        while not (state.parked and state._fd_waiting and state._fd_events == select.POLLOUT):
+            assert time.monotonic() < deadline, "the thread never waited in connect()"
+            assert not thread.done(), thread.exception
+            time.sleep(0.0005)  # polling the thread's state, not synchronising on time
+
+    return wait
 
 
 @pytest.fixture(autouse=True)

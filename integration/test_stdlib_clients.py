@@ -152,6 +152,22 @@ def test_timeout_after_a_stalled_client(
     no_fd_leak()
 
 
+def test_cancel_in_connect_leaves_no_socket(
+    client: str,
+    unreachable: Server,
+    wait_in_connect: Callable[[threadpatch.Thread[object]], None],
+    no_fd_leak: Callable[[], None],
+) -> None:
+    # Checked while the thread's traceback (its frames, their sockets) is
+    # alive: a socket is closed by the client's clean-up, not left to the
+    # garbage collector (urllib3 needs the urllib3 patch set for that).
+    t = threadpatch.spawn(CLIENTS[client][0], unreachable)
+    wait_in_connect(t)
+    assert t.cancel(timeout=5)
+    assert t.cancelled, t.exception
+    no_fd_leak()
+
+
 @pytest.fixture
 def normal(client: str, servers: dict[str, Server]) -> Server:
     """The normal server for ``client``."""

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import _socket
 import contextlib
+import functools
+import inspect
 import io
 import math
 import operator
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BLOCKING_METHODS",
     "TIMEOUT_METHODS",
+    "closes_sockets_on_error",
     "create_connection",
     "create_server",
     "fromfd",
@@ -843,6 +846,41 @@ def create_connection(
         finally:
             exceptions.clear()
     raise OSError("getaddrinfo returns an empty list")
+
+
+def closes_sockets_on_error(connect: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a third-party connect helper so that nothing escaping it leaves a socket open.
+
+    Helpers written like ``urllib3.util.connection.create_connection`` close
+    the socket they are connecting only on ``OSError``: a cancellation, a
+    deadline or Ctrl-C arriving in ``connect()`` leaves it to the garbage
+    collector (open until then, and a ``ResourceWarning``).  When anything
+    escapes ``connect``, the wrapper closes every socket still open among the
+    local variables of its frames (not its arguments: those are the caller's):
+    a helper that raised handed none of them out.
+    """
+    code = connect.__code__
+    n_args = code.co_argcount + code.co_kwonlyargcount
+    n_args += bool(code.co_flags & inspect.CO_VARARGS) + bool(
+        code.co_flags & inspect.CO_VARKEYWORDS
+    )
+    arguments = frozenset(code.co_varnames[:n_args])
+
+    @functools.wraps(connect)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return connect(*args, **kwargs)
+        except BaseException as exc:
+            tb = exc.__traceback__
+            while tb is not None:
+                if tb.tb_frame.f_code is code:
+                    for name, value in list(tb.tb_frame.f_locals.items()):
+                        if name not in arguments and isinstance(value, _std.socket):
+                            value.close()  # a no-op on a closed or detached socket
+                tb = tb.tb_next
+            raise
+
+    return wrapper
 
 
 def create_server(

@@ -2,7 +2,8 @@
 
 Each ``threadpatch.patches.<flag>`` module is data only:
 
-* ``TARGET``: the name of the standard-library module it patches;
+* ``TARGET``: the name of the module it patches (the standard library's,
+  and one of urllib3's whose clean-up misses cancellation);
 * ``REPLACEMENTS``: ``{attribute: replacement}`` set on the module itself
   (names the module does not have on this Python are skipped);
 * ``CLASS_REPLACEMENTS`` (optional): replacements set on classes, so that
@@ -30,4 +31,5 @@ TARGETS: dict[str, str] = {
     "selectors": "selectors",
     "socketserver": "socketserver",
     "ssl": "ssl",
+    "urllib3": "urllib3.util.connection",
 }

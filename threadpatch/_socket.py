@@ -42,7 +42,6 @@ from __future__ import annotations
 import _socket
 import contextlib
 import functools
-import inspect
 import io
 import math
 import operator
@@ -848,6 +847,9 @@ def create_connection(
     raise OSError("getaddrinfo returns an empty list")
 
 
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08  # inspect's constants, without importing inspect
+
+
 def closes_sockets_on_error(connect: Callable[..., T]) -> Callable[..., T]:
     """Wrap a third-party connect helper so that nothing escaping it leaves a socket open.
 
@@ -861,9 +863,7 @@ def closes_sockets_on_error(connect: Callable[..., T]) -> Callable[..., T]:
     """
     code = connect.__code__
     n_args = code.co_argcount + code.co_kwonlyargcount
-    n_args += bool(code.co_flags & inspect.CO_VARARGS) + bool(
-        code.co_flags & inspect.CO_VARKEYWORDS
-    )
+    n_args += bool(code.co_flags & _CO_VARARGS) + bool(code.co_flags & _CO_VARKEYWORDS)
     arguments = frozenset(code.co_varnames[:n_args])
 
     @functools.wraps(connect)

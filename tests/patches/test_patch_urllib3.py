@@ -75,18 +75,19 @@ def test_wrapper_keeps_the_helper_identity() -> None:
 
 
 def test_only_the_helpers_own_sockets_are_closed() -> None:
-    keep = socket.socket()  # the caller's: not a local of the helper
+    keep, also = socket.socket(), socket.socket()  # the caller's: arguments, not locals
 
-    def helper(other: socket.socket) -> None:
+    def helper(other: socket.socket, *more: object, extra: socket.socket) -> None:
         mine = socket.socket()
         assert mine.fileno() >= 0
         raise KeyboardInterrupt  # as Ctrl-C in connect() would
 
     wrapped = _socket.closes_sockets_on_error(helper)
-    with keep:
+    with keep, also:
         with pytest.raises(KeyboardInterrupt) as info:
-            wrapped(keep)
+            wrapped(keep, extra=also)
         assert keep.fileno() >= 0  # an argument is the caller's to close
+        assert also.fileno() >= 0
     tb = info.tb
     while tb.tb_frame.f_code is not helper.__code__:
         tb = tb.tb_next

@@ -316,6 +316,16 @@ class ThreadState:
         with self._lock, contextlib.suppress(ValueError):
             self._done_callbacks.remove(callback)
 
+    def _release_wake_fd(self) -> None:
+        """Close the wake-up eventfd and forget the pollers watching it (made again on use)."""
+        if self._wake_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._wake_fd)
+        self._wake_fd = -1
+        self._poller = None
+        self._fd_poller = None
+        self._fd_registered = -1
+
     def finish(self) -> None:
         """Mark the thread ended, forget it, and run the done callbacks (idempotent)."""
         with self._lock:
@@ -323,12 +333,7 @@ class ThreadState:
                 return
             # Release the thread's descriptor before the end is visible: whoever
             # sees ``finished`` (join, wait, done) sees no descriptor left behind.
-            if self._wake_fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(self._wake_fd)
-                self._wake_fd = -1
-                self._poller = None
-                self._fd_poller = None
+            self._release_wake_fd()
             self.finished = True
             callbacks, self._done_callbacks = self._done_callbacks, []
         if _registry_lock is None:
@@ -536,23 +541,14 @@ def _after_fork_in_child() -> None:
     _unbound.clear()
     for state in others:
         state.finished = True
-        if state._wake_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(state._wake_fd)
-            state._wake_fd = -1
+        state._release_wake_fd()
     if me is not None:
         parker = _allocate_lock()
         parker.acquire()
         me._parker = parker
         # The wake-up eventfd is shared with the parent after fork: a wake-up
         # here would wake a thread there.  Make a fresh one on next use.
-        if me._wake_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(me._wake_fd)
-        me._wake_fd = -1
-        me._poller = None
-        me._fd_poller = None
-        me._fd_registered = -1
+        me._release_wake_fd()
         me._fd_waiting = False
         me._lock = _allocate_lock()
         me.ident = _natives.get_ident()

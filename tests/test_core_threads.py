@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -97,8 +101,9 @@ def test_unretrieved_failure_is_reported_not_lost() -> None:
         del t
         gc.collect()
     assert len(seen) == 1
-    assert isinstance(seen[0].exc_value, ZeroDivisionError)
-    assert "never retrieved" in seen[0].err_msg
+    assert isinstance(seen[0].exc_value, threadpatch.ThreadError)
+    assert isinstance(seen[0].exc_value.__cause__, ZeroDivisionError)
+    assert "never retrieved" in str(seen[0].exc_value)
     quiet = spawn(threadpatch.sleep, 60)
     quiet.cancel(timeout=10)
     with pytest.MonkeyPatch.context() as mp:
@@ -440,3 +445,39 @@ def test_a_finished_thread_has_released_its_descriptor() -> None:
             t = spawn(lambda: _core.current_state().wait_fd(a.fileno(), select.POLLIN, 0))
             t.join(timeout=10)
             assert t._state._wake_fd == -1
+
+
+def test_unretrieved_failure_reaches_the_default_hook() -> None:
+    # The default sys.unraisablehook accepts only the interpreter's own
+    # argument type: run it for real, in a child interpreter.
+    code = textwrap.dedent("""
+        import gc, threadpatch
+        t = threadpatch.spawn(lambda: 1 / 0, name="doomed")
+        t.wait(timeout=10)
+        del t
+        gc.collect()
+        print("after", flush=True)
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "after"
+    assert "ZeroDivisionError: division by zero" in proc.stderr
+    assert "thread 'doomed' was never retrieved" in proc.stderr
+    assert "unraisablehook argument type" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"), [((print,), {}), ((), {"target": print}), ((None, None), {})]
+)
+def test_thread_cannot_be_constructed_directly(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    seen: list[object] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sys.unraisablehook", seen.append)
+        with pytest.raises(TypeError, match=r"threadpatch\.spawn\(func, \*args\)"):
+            threadpatch.Thread(*args, **kwargs)
+        gc.collect()
+    assert seen == []  # and its __del__ has nothing to complain about

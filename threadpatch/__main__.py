@@ -6,8 +6,7 @@ it had been started with ``python script.py`` / ``python -m module``:
 are the program's own.
 
 Options (before the program): ``--no-<flag>`` leaves one patch set out
-(flags: time, threading, queue, socket, dns, select, selectors,
-socketserver, ssl).
+(flags: see :data:`threadpatch._patching.FLAGS`).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ import warnings
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Literal
 
+from . import _core
 from ._core import _natives
 from .patches import TARGETS
 
@@ -274,7 +275,8 @@ def patch_all(**flags: bool) -> None:
 
     Every patch set is on by default; turn one off with ``flag=False``
     (flags: ``time``, ``threading``, ``queue``, ``socket``, ``dns``,
-    ``select``, ``selectors``, ``socketserver``, ``ssl``, ``urllib3``).
+    ``select``, ``selectors``, ``socketserver``, ``ssl``, ``urllib3``,
+    ``thread_pool``, ``asyncio``).
     Calling it again is a no-op for the sets already on (and turns on the
     sets newly selected).  A module that is imported later is patched when it
     is imported.  Never starts the hub.
@@ -283,6 +285,9 @@ def patch_all(**flags: bool) -> None:
         TypeError: an unknown flag, or a flag that is not a bool.
     """
     selected = _select(flags, True)
+    # Plain threads of a patched program block in our calls: Ctrl-C at exit
+    # must cancel them, even those that have not touched threadpatch yet.
+    _core.watch_exit()
     try:
         with _lock:
             added: list[str] = []

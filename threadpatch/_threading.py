@@ -50,11 +50,14 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
     _original_join(self, 0)  # the standard checks; returns at once
     if not self.is_alive():
         return
+    if _core.in_ctrl_c_cleanup():
+        _core.cancel(self, blocking=False)
     me = _core.current_state()
     deadline = math.inf if timeout is None else _monotonic() + max(timeout, 0)
     ident = self.ident
     target = _core.state_for_ident(ident) if ident is not None else None
-    watching = target is not None and target.add_done_callback(me.unpark)
+    # Only a state bound to its thread is finished when the thread ends.
+    watching = target is not None and target.bound and target.add_done_callback(me.unpark)
     try:
         while self.is_alive():
             remaining = deadline - _monotonic()

@@ -95,3 +95,16 @@ def test_join_of_a_known_thread_is_woken_by_its_end(wait_all_threads_blocked: ob
     assert joiner.wait(timeout=10)
     assert joiner.exception is None
     assert not target._thread.is_alive()  # type: ignore[union-attr]
+
+
+def test_join_after_cancelling_a_plain_thread_that_ends_without_threadpatch() -> None:
+    # cancel() makes a state for a thread that never used threadpatch; the
+    # thread then ends without ever binding it (so nobody finishes it): the
+    # join must see the thread end, not wait for that state forever.
+    t, gate = _blocked_plain_thread()
+    assert threadpatch.cancel(t, blocking=False) is False
+    gate.release()  # type: ignore[attr-defined]
+    joiner = threadpatch.spawn(_threading.join, t)
+    assert joiner.wait(timeout=10), "join waited for a state that nobody finishes"
+    joiner.join()
+    assert not t.is_alive()

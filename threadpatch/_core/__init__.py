@@ -3,6 +3,7 @@
 Upper layers (sync, io, patches) import from here only.
 """
 
+from ._ctrl_c import cancel_everything, cancel_states, run, watch_exit
 from ._exceptions import (
     DeadlineExpired,
     HubError,
@@ -23,7 +24,7 @@ from ._scopes import (
     timeout_after,
 )
 from ._state import Parker, ParkingLot, ThreadState, all_states, current_state, state_for_ident
-from ._thread import Thread, cancel, cancel_all, cancel_states, current, run, spawn
+from ._thread import Thread, cancel, current, in_ctrl_c_cleanup, spawn
 
 __all__ = [
     "DeadlineExpired",
@@ -40,7 +41,7 @@ __all__ = [
     "ThreadpatchError",
     "all_states",
     "cancel",
-    "cancel_all",
+    "cancel_everything",
     "cancel_states",
     "check_duration",
     "checkpoint",
@@ -48,6 +49,7 @@ __all__ = [
     "current_state",
     "get_hub",
     "ignore_after",
+    "in_ctrl_c_cleanup",
     "is_hub_thread",
     "run",
     "shield",
@@ -55,4 +57,5 @@ __all__ = [
     "spawn",
     "state_for_ident",
     "timeout_after",
+    "watch_exit",
 ]

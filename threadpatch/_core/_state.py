@@ -69,6 +69,7 @@ class ThreadState:
         "_poller",
         "_wake_fd",
         "blocked_on",
+        "bound",
         "cancel_requested",
         "finished",
         "handle",
@@ -98,6 +99,10 @@ class ThreadState:
         self.ident: int | None = None
         self.native_id: int | None = None
         self.handle: object = None
+        # Running with this state as its own: its end will call finish().  A
+        # state made for a plain thread by cancel() is not, until that thread
+        # next uses threadpatch (it may end first, and never finish the state).
+        self.bound = False
         self.cancel_requested = False
         self.scopes: list[ScopeLike] = []
         self.parked = False
@@ -491,6 +496,7 @@ def bind_current(state: ThreadState | None) -> ThreadState:
     state.native_id = threading.get_native_id()
     _tls.state = state
     _tls.reaper = _Reaper(state)
+    state.bound = True
     return state
 
 

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _natives
 from ._exceptions import ThreadCancelled, ThreadError, ThreadTimeout
-from ._scopes import check_duration, shield
+from ._scopes import check_duration
 from ._state import (
     ParkingLot,
     ThreadState,
-    all_states,
     bind_current,
     current_state,
     register_unbound,
@@ -29,16 +28,18 @@ from ._state import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
-__all__ = ["Thread", "cancel", "cancel_all", "cancel_states", "current", "run", "spawn"]
+__all__ = [
+    "Thread",
+    "cancel",
+    "current",
+    "in_ctrl_c_cleanup",
+    "quiet_cancelled_plain_threads",
+    "spawn",
+]
 
 T = TypeVar("T")
 _monotonic = _natives.monotonic
-
-#: Time ``run()`` and interpreter exit give cancelled threads to finish their
-#: clean-up after Ctrl-C, so that KeyboardInterrupt surfaces within 1 s.
-CTRL_C_GRACE = 0.5
 
 
 class Thread(Generic[T]):
@@ -49,29 +50,46 @@ class Thread(Generic[T]):
 
     __module__ = "threadpatch"
 
-    def __init__(self, state: ThreadState, thread: threading.Thread | None) -> None:
+    _state: ThreadState
+    _thread: threading.Thread | None
+    _result: T | None
+    _lot: ParkingLot
+    _spawned: bool
+    # Class defaults: __del__ must work even on a handle whose set-up failed.
+    _exception: BaseException | None = None
+    _retrieved = False
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(
+            "threadpatch.Thread is a handle, not a thread to construct: start one with "
+            "threadpatch.spawn(func, *args) (or get the calling thread's handle with "
+            "threadpatch.current())"
+        )
+
+    @classmethod
+    def _make(cls, state: ThreadState, thread: threading.Thread | None) -> Thread[Any]:
+        self: Thread[Any] = object.__new__(cls)
         self._state = state
         self._thread = thread
-        self._result: T | None = None
-        self._exception: BaseException | None = None
+        self._result = None
         self._lot = ParkingLot()
         self._spawned = False
-        self._retrieved = False
         state.handle = self
+        return self
 
     def __del__(self) -> None:
         # Like asyncio's "exception was never retrieved": a failure nobody
         # looked at must not vanish silently (threading would have printed it).
+        # Raising here hands it to sys.unraisablehook through the interpreter's
+        # own machinery, whatever hook is installed (the default hook accepts
+        # nothing but the interpreter's own UnraisableHookArgs).
         exc = self._exception
         if exc is not None and not self._retrieved and not isinstance(exc, ThreadCancelled):
-            sys.unraisablehook(
-                _Unraisable(
-                    exc,
-                    f"Exception in threadpatch thread {self.name!r} was never "
-                    "retrieved (join() it, or read .result or .exception)",
-                    self,
-                )
-            )
+            self._retrieved = True
+            raise ThreadError(
+                f"exception in threadpatch thread {self.name!r} was never retrieved "
+                "(join() it, or read .result or .exception)"
+            ) from exc
 
     def __repr__(self) -> str:
         status = (
@@ -150,6 +168,8 @@ class Thread(Generic[T]):
             return True
         if state is current_state():
             raise RuntimeError("cannot wait for the current thread")
+        if in_ctrl_c_cleanup():
+            state.request_cancel()
         lot = self._lot
         state.add_done_callback(lot.unpark_all)
         try:
@@ -210,15 +230,17 @@ class Thread(Generic[T]):
             state.finish()
 
 
-class _Unraisable:
-    """The argument sys.unraisablehook expects."""
+def in_ctrl_c_cleanup() -> bool:
+    """True in the main thread while it handles a KeyboardInterrupt.
 
-    def __init__(self, exc: BaseException, message: str, obj: object) -> None:
-        self.exc_type: type[BaseException] = type(exc)
-        self.exc_value: BaseException | None = exc
-        self.exc_traceback: TracebackType | None = exc.__traceback__
-        self.err_msg: str | None = message
-        self.object: object = obj
+    That is, in the ``finally``, ``except`` or ``__exit__`` a Ctrl-C runs
+    through on its way out (``with ThreadPoolExecutor():``, ``finally:
+    t.join()``).  A wait there for another thread cancels that thread first:
+    waiting for it to finish its blocking call is how Ctrl-C hangs.
+    """
+    return isinstance(sys.exc_info()[1], KeyboardInterrupt) and (
+        threading.current_thread() is threading.main_thread()
+    )
 
 
 def spawn(
@@ -240,12 +262,11 @@ def spawn(
     if name is None:
         name = f"threadpatch-{next(_counter)}"
     state = ThreadState(name)
-    handle: Thread[T] = Thread(state, None)
+    handle: Thread[T] = Thread._make(state, None)
     thread = threading.Thread(target=handle._bootstrap, args=(func, args), name=name, daemon=daemon)
     handle._thread = thread
     handle._spawned = True
     register_unbound(state)
-    _install_exit_hook()
     try:
         thread.start()
     except RuntimeError:
@@ -278,7 +299,7 @@ def current() -> Thread[Any]:
     state = current_state()
     handle = state.handle
     if handle is None:
-        handle = Thread(state, threading._active.get(state.ident))  # type: ignore[attr-defined]
+        handle = Thread._make(state, threading._active.get(state.ident))  # type: ignore[attr-defined]
     return handle  # type: ignore[return-value]
 
 
@@ -303,10 +324,10 @@ def cancel(
         raise RuntimeError(f"cannot cancel {thread!r}: it has not been started")
     if not thread.is_alive():
         return True
-    _quiet_cancelled_plain_threads()
+    quiet_cancelled_plain_threads()
     state = state_for_ident(thread.ident, create=True)
     assert state is not None
-    handle = state.handle if isinstance(state.handle, Thread) else Thread(state, thread)
+    handle = state.handle if isinstance(state.handle, Thread) else Thread._make(state, thread)
     if handle.cancel(blocking=False) or state is current_state():
         return not thread.is_alive()
     if blocking:
@@ -327,58 +348,7 @@ def _wait_plain(thread: threading.Thread, timeout: float | None) -> None:
         me.park(min(remaining, 0.005))
 
 
-def cancel_all(grace: float = CTRL_C_GRACE, *, exclude: ThreadState | None = None) -> list[str]:
-    """Cancel every thread threadpatch knows and wait up to ``grace`` s for them.
-
-    Returns the names of the threads still running afterwards.
-    """
-    me = current_state()
-    return cancel_states(
-        [s for s in all_states() if s is not me and s is not exclude and not s.finished], grace
-    )
-
-
-def cancel_states(targets: list[ThreadState], grace: float) -> list[str]:
-    """Cancel ``targets`` and wait (shielded) up to ``grace`` s in all for them to end.
-
-    Returns the names of the threads still running afterwards.
-    """
-    _quiet_cancelled_plain_threads()
-    for state in targets:
-        state.request_cancel()
-    deadline = _monotonic() + grace
-    lot = ParkingLot()
-    with shield():
-        for state in targets:
-            if state.add_done_callback(lot.unpark_all):
-                remaining = deadline - _monotonic()
-                if remaining > 0:
-                    lot.park_until(lambda s=state: s.finished, remaining)  # type: ignore[misc]
-                state.remove_done_callback(lot.unpark_all)
-    return [s.name or "?" for s in targets if not s.finished]
-
-
-def run(main: Callable[..., T], *args: Any) -> T:
-    """Run ``main(*args)`` in a managed thread and return its result.
-
-    On Ctrl-C (``KeyboardInterrupt`` in the calling thread, normally the main
-    thread) every thread threadpatch knows is cancelled, their ``finally``
-    blocks get a bounded time to run, and ``KeyboardInterrupt`` is re-raised.
-
-    Raises:
-        ThreadError: ``main`` failed; ``__cause__`` is its exception.
-        KeyboardInterrupt: on Ctrl-C, after the clean-up.
-    """
-    thread = spawn(main, *args, name="threadpatch.run")
-    try:
-        thread.wait()
-    except KeyboardInterrupt:
-        cancel_all()
-        raise
-    return thread.join()
-
-
-def _quiet_cancelled_plain_threads() -> None:
+def quiet_cancelled_plain_threads() -> None:
     """A plain ``threading.Thread`` that ends by our cancellation ends quietly.
 
     ``threading`` prints a traceback for any exception that ends a thread
@@ -397,42 +367,3 @@ def _quiet_cancelled_plain_threads() -> None:
 
     excepthook._threadpatch_quiet = True  # type: ignore[attr-defined]
     threading.excepthook = excepthook
-
-
-# -- interpreter exit ------------------------------------------------------------
-
-_exit_hook_installed = False
-
-
-def _install_exit_hook() -> None:
-    global _exit_hook_installed
-    if _exit_hook_installed:
-        return
-    _exit_hook_installed = True
-    try:  # noqa: SIM105
-        threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
-    except RuntimeError:
-        pass  # the interpreter is already shutting down
-
-
-def _at_exit() -> None:
-    """Runs in threading._shutdown, before the join of non-daemon threads.
-
-    If the main program ended by Ctrl-C, cancel every thread we know.  If not,
-    wait for our non-daemon threads as threading would, but so that a Ctrl-C
-    during this wait cancels them instead of leaving the process hanging.
-    """
-    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    if isinstance(last, KeyboardInterrupt):
-        cancel_all()
-        return
-    me = current_state()
-    try:
-        for state in all_states():
-            handle = state.handle
-            if state is me or not isinstance(handle, Thread) or not handle._spawned:
-                continue
-            if not handle.daemon:
-                handle.wait()
-    except KeyboardInterrupt:
-        cancel_all()

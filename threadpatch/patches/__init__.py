@@ -32,4 +32,6 @@ TARGETS: dict[str, str] = {
     "socketserver": "socketserver",
     "ssl": "ssl",
     "urllib3": "urllib3.util.connection",
+    "thread_pool": "concurrent.futures.thread",
+    "asyncio": "asyncio.runners",
 }

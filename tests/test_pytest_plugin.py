@@ -141,3 +141,49 @@ def test_bad_timeout_marker_is_an_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*ValueError*thread_timeout*"])
+
+
+@pytest.mark.parametrize("how", ["cli", "autopatch"])
+def test_patched_pytest_starts_cleanly_with_warnings_as_errors(
+    pytester: pytest.Pytester, how: str
+) -> None:
+    # threadpatch is imported before pytest loads its plugins: pytest must not
+    # report it as "already imported so cannot be rewritten" (an error here).
+    import os
+    import subprocess
+    import sys
+
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile("""
+        import time, threadpatch
+
+        def test_patched():
+            assert threadpatch.is_patched()
+            assert time.sleep is not threadpatch.original("time", "sleep")
+    """)
+    # pytest marks for rewriting the files that a plugin's distribution
+    # RECORDs: a regular install lists threadpatch/__init__.py, an editable
+    # one (this checkout's) does not.  A stand-in distribution whose RECORD
+    # names it makes pytest look at threadpatch as a wheel install would.
+    site = pytester.mkdir("site")
+    info = site / "standin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: standin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nstandin = standin_plugin\n")
+    (info / "RECORD").write_text("threadpatch/__init__.py,,\nstandin_plugin.py,,\n")
+    (site / "standin_plugin.py").write_text('"""A plugin that does nothing."""\n')
+    env = dict(os.environ)
+    env.pop("THREADPATCH_AUTOPATCH", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    if how == "cli":
+        args = [sys.executable, "-m", "threadpatch", "-m", "pytest"]
+    else:
+        env["THREADPATCH_AUTOPATCH"] = "1"
+        args = [sys.executable, "-m", "pytest"]
+    args += ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-W", "error"]
+    proc = subprocess.run(
+        args, cwd=pytester.path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+    assert "PytestAssertRewriteWarning" not in proc.stdout + proc.stderr

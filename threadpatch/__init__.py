@@ -4,6 +4,11 @@ Every blocking operation of a thread (sleep, lock and queue waits, socket I/O,
 joins) is a cancellation point: another thread can cancel it, or a deadline can
 expire on it, and the blocked thread raises :class:`ThreadCancelled` there, runs
 its clean-up and exits.
+
+PYTEST_DONT_REWRITE: pytest marks every module of a distribution that provides
+a plugin for assertion rewriting; threadpatch is imported before pytest under
+``python -m threadpatch -m pytest`` and ``THREADPATCH_AUTOPATCH=1``, and it has
+no test assertions to rewrite, so pytest must not warn that it came too late.
 """
 
 import sys as _sys

@@ -210,6 +210,28 @@ def test_finally_join_in_main() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["cli", "autopatch"])
+def test_ctrl_c_while_the_interpreter_waits_for_threads(how: str) -> None:
+    check_interrupted(*interrupt(program("plain", "condition", "exit"), how))
+
+
+@pytest.mark.slow
+def test_finally_join_of_spawned_threads_without_run() -> None:
+    # The threadpatch API without run(): the Ctrl-C clean-up joins the threads.
+    body = """
+        import threadpatch
+        threads = [threadpatch.spawn(worker, i, KIND) for i in range(2)]
+        try:
+            announce_when_blocked(3)
+            threadpatch.sleep(60)
+        finally:
+            for t in threads:
+                t.wait()
+    """
+    check_interrupted(*interrupt(PRELUDE + "KIND = 'sleep'\n" + textwrap.dedent(body), "cli"))
+
+
+@pytest.mark.slow
 def test_thread_stuck_outside_patched_calls_does_not_hold_the_exit() -> None:
     # One thread blocks where threadpatch cannot reach (a native lock made
     # before patching); Ctrl-C still exits, within the grace, and names it.

@@ -82,14 +82,17 @@ class Thread(Generic[T]):
         # looked at must not vanish silently (threading would have printed it).
         # Raising here hands it to sys.unraisablehook through the interpreter's
         # own machinery, whatever hook is installed (the default hook accepts
-        # nothing but the interpreter's own UnraisableHookArgs).
+        # nothing but the interpreter's own UnraisableHookArgs, and prints
+        # neither causes nor notes: the failure's traceback and repr go on
+        # the ThreadError itself).
         exc = self._exception
         if exc is not None and not self._retrieved and not isinstance(exc, ThreadCancelled):
             self._retrieved = True
-            raise ThreadError(
+            report = ThreadError(
                 f"exception in threadpatch thread {self.name!r} was never retrieved "
-                "(join() it, or read .result or .exception)"
-            ) from exc
+                f"(join() it, or read .result or .exception): {exc!r}"
+            )
+            raise report.with_traceback(exc.__traceback__) from exc
 
     def __repr__(self) -> str:
         status = (

@@ -31,6 +31,8 @@ LAYERS: dict[str, int] = {
     "select": 2,
     "selectors": 2,
     "socketserver": 2,
+    "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
+    "_asyncio": 2,  # interop: asyncio's Runner.close, on the core
     "patches": 3,
     "_patching": 3,
     "_autopatch": 4,

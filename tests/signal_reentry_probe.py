@@ -26,12 +26,14 @@ import signal
 import sys
 import threading
 import time
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import threadpatch
 from threadpatch import _sync
 from threadpatch._core import _state
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 HANG_AFTER = 1.0
 OUR_FILES = (_sync.__file__, _state.__file__)

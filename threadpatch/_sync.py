@@ -41,11 +41,11 @@ How it works::
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
 from collections import deque
-import functools
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from . import _core

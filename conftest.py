@@ -39,6 +39,9 @@ def _wait_all_threads_blocked(timeout: float = 10.0, *, expected: int | None = N
 def pytest_collection_finish(session: pytest.Session) -> None:
     # What collection imported lives for the whole session: keep it out of the
     # per-test collections below, which then only look at what tests made.
+    # Hypothesis first: its entry-point plugins (trio's) call register_random,
+    # which looks for the generator's referrers, and frozen objects have none.
+    import hypothesis  # noqa: F401
     gc.collect()
     gc.freeze()
 

@@ -3,7 +3,8 @@
 Each ``threadpatch.patches.<flag>`` module is data only:
 
 * ``TARGET``: the name of the module it patches (the standard library's,
-  and one of urllib3's whose clean-up misses cancellation);
+  one of urllib3's whose clean-up misses cancellation, and trio's run loop,
+  whose signal-path lock must stay native);
 * ``REPLACEMENTS``: ``{attribute: replacement}`` set on the module itself
   (names the module does not have on this Python are skipped);
 * ``CLASS_REPLACEMENTS`` (optional): replacements set on classes, so that
@@ -34,4 +35,5 @@ TARGETS: dict[str, str] = {
     "urllib3": "urllib3.util.connection",
     "thread_pool": "concurrent.futures.thread",
     "asyncio": "asyncio.runners",
+    "trio": "trio._core._run",
 }

@@ -6,6 +6,8 @@ threads are real.  ``Timer.finished``, ``Thread._started`` and the waits of
 ``_allocate_lock`` makes the waiter locks of standard ``Condition`` objects
 made *before* patching (in queues, futures, events) cancellable too.
 ``Thread.join`` is patched on the class: it waits natively, in C.
+``RLock`` is a factory, as the stdlib's is: ours, except for the set-up of
+code whose RLocks signal handlers take (see ``_sync.makes_signal_safe_locks``).
 """
 
 from .. import _sync, _threading
@@ -14,7 +16,7 @@ TARGET = "threading"
 REPLACEMENTS = {
     "Lock": _sync.Lock,
     "_allocate_lock": _sync.Lock,
-    "RLock": _sync.RLock,
+    "RLock": _sync.patched_rlock,
     "Condition": _sync.Condition,
     "Semaphore": _sync.Semaphore,
     "BoundedSemaphore": _sync.BoundedSemaphore,

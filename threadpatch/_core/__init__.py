@@ -22,7 +22,15 @@ from ._scopes import (
     sleep,
     timeout_after,
 )
-from ._state import Parker, ParkingLot, ThreadState, all_states, current_state, state_for_ident
+from ._state import (
+    Parker,
+    ParkingLot,
+    ThreadState,
+    WaitQueue,
+    all_states,
+    current_state,
+    state_for_ident,
+)
 from ._thread import Thread, cancel, cancel_all, cancel_states, current, run, spawn
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "ThreadState",
     "ThreadTimeout",
     "ThreadpatchError",
+    "WaitQueue",
     "all_states",
     "cancel",
     "cancel_all",

@@ -198,17 +198,17 @@ class ThreadState:
             except OSError:
                 pass  # counter full or fd gone: the thread is awake either way
 
-    def _make_poller(self) -> _natives.select.poll:  # type: ignore[name-defined]
-        if _natives.eventfd is not None:
-            self._wake_fd = _natives.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        else:  # pragma: no cover - non-Linux
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            os.set_blocking(w, False)
-            self._wake_fd = w
+    def _make_wake_fd(self) -> int:
+        """Make the wake-up eventfd (on the thread's first descriptor wait)."""
+        if _natives.eventfd is None:  # pragma: no cover - non-Linux
             raise NotImplementedError("descriptor waits need eventfd")
+        self._wake_fd = _natives.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        return self._wake_fd
+
+    def _make_poller(self) -> _natives.select.poll:  # type: ignore[name-defined]
+        wake_fd = self._wake_fd if self._wake_fd >= 0 else self._make_wake_fd()
         poller = _natives.poll()
-        poller.register(self._wake_fd, _natives.POLLIN)
+        poller.register(wake_fd, _natives.POLLIN)
         self._poller = poller
         return poller
 
@@ -269,7 +269,9 @@ class ThreadState:
         poller = self._fd_poller
         if poller is None:
             poller = self._fd_poller = _natives.poll()
-            poller.register(self._wake_fd if self._poller else self._make_poller_fd(), 1)
+            # Only the wake-up fd is shared with wait_fds: its poller is made
+            # when a thread first waits for several descriptors at once.
+            poller.register(self._wake_fd if self._wake_fd >= 0 else self._make_wake_fd(), 1)
         if fd != self._fd_registered or events != self._fd_events:
             if fd < 0:  # closed under us (by another thread): as the syscall would say
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
@@ -300,10 +302,6 @@ class ThreadState:
         if self.interrupt:
             self.deliver()
         return result
-
-    def _make_poller_fd(self) -> int:
-        self._make_poller()
-        return self._wake_fd
 
     # -- termination -----------------------------------------------------------
 

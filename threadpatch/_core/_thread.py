@@ -54,7 +54,7 @@ class Thread(Generic[T]):
         self._thread = thread
         self._result: T | None = None
         self._exception: BaseException | None = None
-        self._lot = ParkingLot()
+        self._lot: ParkingLot | None = None  # made by the first wait()
         self._spawned = False
         self._retrieved = False
         state.handle = self
@@ -151,6 +151,9 @@ class Thread(Generic[T]):
         if state is current_state():
             raise RuntimeError("cannot wait for the current thread")
         lot = self._lot
+        if lot is None:
+            # Two first waiters may each make one: each wakes by its own lot.
+            lot = self._lot = ParkingLot()
         state.add_done_callback(lot.unpark_all)
         try:
             return lot.park_until(lambda: state.finished, None if seconds == math.inf else seconds)

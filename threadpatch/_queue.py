@@ -30,8 +30,8 @@ A waiter that was woken but is cancelled before it could take its item (or
 slot) hands the wake-up to the next waiter, so a cancelled ``get`` loses no
 item and a cancelled ``put`` adds none.
 
-``SimpleQueue`` takes no lock at all (``deque`` operations are atomic), so
-``put`` stays re-entrant (it may run from a ``__del__`` during a ``put``):
+``SimpleQueue`` takes no lock at all (deque and WaitQueue operations are
+atomic), so ``put`` stays re-entrant (it may run from a ``__del__`` during a ``put``):
 a getter registers itself *before* its last look at the deque, and a putter
 appends *before* it looks for getters, so one of the two always sees the other.
 
@@ -47,7 +47,7 @@ import queue as _stdlib_queue
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from ._core import _natives
+from ._core import WaitQueue, _natives
 from ._sync import ConditionStatistics, wait_for, waiter_for_current_thread
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class SimpleQueueStatistics(NamedTuple):
     waiting: int
 
 
-def _wait_notified(mutex: Any, waiters: deque[Any], timeout: float | None) -> bool:
+def _wait_notified(mutex: Any, waiters: WaitQueue[Any], timeout: float | None) -> bool:
     """Wait in ``waiters`` until popped by a notify, or ``timeout``; mutex held around.
 
     Returns True if notified.  Wake-ups that are not a notification (a stale
@@ -123,19 +123,16 @@ def _wait_notified(mutex: Any, waiters: deque[Any], timeout: float | None) -> bo
             if waiter not in waiters:
                 return True  # a notify (or put/get/task_done) popped us
             if deadline is not None and deadline - _monotonic() <= 0:
-                waiters.remove(waiter)
+                waiters.discard(waiter)
                 return False
             mutex.release()
             held = False
     except BaseException:
         if not held:
             mutex.acquire()
-        try:
-            waiters.remove(waiter)
-        except ValueError:
-            # Notified, but leaving: hand the wake-up to the next waiter.
-            if waiters:
-                waiters.popleft().unpark()
+        # Notified, but leaving: hand the wake-up to the next waiter.
+        if not waiters.discard(waiter) and waiters:
+            waiters.popleft().unpark()
         raise
 
 
@@ -153,7 +150,7 @@ class QueueCondition:
     __module__ = "threadpatch"
     __slots__ = ("_lock", "_waiters", "acquire", "release")
 
-    def __init__(self, mutex: Any, waiters: deque[Any]) -> None:
+    def __init__(self, mutex: Any, waiters: WaitQueue[Any]) -> None:
         self._lock = mutex
         self._waiters = waiters
         self.acquire: Callable[..., bool] = mutex.acquire
@@ -239,9 +236,9 @@ class Queue(Generic[T]):
         self.maxsize = maxsize
         self._init(maxsize)
         self.mutex = _allocate_lock()
-        self._getters: deque[Any] = deque()
-        self._putters: deque[Any] = deque()
-        self._joiners: deque[Any] = deque()
+        self._getters: WaitQueue[Any] = WaitQueue()
+        self._putters: WaitQueue[Any] = WaitQueue()
+        self._joiners: WaitQueue[Any] = WaitQueue()
         self.not_empty = QueueCondition(self.mutex, self._getters)
         self.not_full = QueueCondition(self.mutex, self._putters)
         self.all_tasks_done = QueueCondition(self.mutex, self._joiners)
@@ -250,7 +247,7 @@ class Queue(Generic[T]):
 
     # -- waiting (called with the mutex held; returns with it held) ------------
 
-    def _park(self, waiters: deque[Any], deadline: float | None) -> bool:
+    def _park(self, waiters: WaitQueue[Any], deadline: float | None) -> bool:
         """Release the mutex, park until woken or ``deadline``, re-take the mutex.
 
         Returns False when the deadline has passed (nothing was waited for).
@@ -269,25 +266,21 @@ class Queue(Generic[T]):
             waiter.park(remaining)
         except BaseException:
             mutex.acquire()
-            try:
-                waiters.remove(waiter)
-            except ValueError:
-                # A wake-up was meant for us: hand it to the next waiter.
-                if waiters:
-                    waiters.popleft().unpark()
+            # A wake-up was meant for us: hand it to the next waiter.
+            if not waiters.discard(waiter) and waiters:
+                waiters.popleft().unpark()
             raise
         mutex.acquire()
-        with contextlib.suppress(ValueError):
-            waiters.remove(waiter)
+        waiters.discard(waiter)
         return True
 
     @staticmethod
-    def _wake(waiters: deque[Any]) -> None:
+    def _wake(waiters: WaitQueue[Any]) -> None:
         if waiters:
             waiters.popleft().unpark()
 
     @staticmethod
-    def _wake_all(waiters: deque[Any]) -> None:
+    def _wake_all(waiters: WaitQueue[Any]) -> None:
         while waiters:
             waiters.popleft().unpark()
 
@@ -514,7 +507,7 @@ class SimpleQueue(Generic[T]):
 
     def __init__(self) -> None:
         self._queue: deque[T] = deque()
-        self._waiters: deque[Any] = deque()
+        self._waiters: WaitQueue[Any] = WaitQueue()
 
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item``; never blocks (``block`` and ``timeout`` are ignored)."""
@@ -581,13 +574,11 @@ class SimpleQueue(Generic[T]):
             self._leave(waiter, passing_on=False)
 
     def _leave(self, waiter: Any, passing_on: bool) -> None:
-        try:
-            self._waiters.remove(waiter)
-        except ValueError:
-            # A put woke us.  If we leave without its item, wake someone else.
-            if passing_on and self._queue and self._waiters:
-                with contextlib.suppress(IndexError):
-                    self._waiters.popleft().unpark()
+        # Not queued any more: a put woke us.  If we leave without its item,
+        # wake someone else.
+        if not self._waiters.discard(waiter) and passing_on and self._queue and self._waiters:
+            with contextlib.suppress(IndexError):
+                self._waiters.popleft().unpark()
 
     def get_nowait(self) -> T:
         """``get(block=False)``."""

@@ -9,7 +9,7 @@
  * ------------
  * LockCore and RLockCore are subclassable base types.  Each holds a
  * PyThread_type_lock (the mutual exclusion, as in CPython's own lock) and a
- * reference to the ParkingLot's waiter deque (the `_waiters` member, set by
+ * reference to the ParkingLot's waiter FIFO (the `_waiters` member, set by
  * the Python subclass).  This module never blocks:
  *
  *   acquire()   try the native lock without waiting -> True
@@ -17,7 +17,7 @@
  *               unusual arguments -> self._acquire_slow(*args, **kwargs)
  *                                    (Python: validates exactly like the
  *                                    native lock, then waits)
- *   release()   release the native lock; only if the deque is non-empty
+ *   release()   release the native lock; only if the FIFO is non-empty
  *               -> self._wake()                                 (Python: unpark one)
  *
  * So an uncontended acquire/release pair costs two C calls, like the native
@@ -54,7 +54,7 @@ static PyObject *str_timeout;
 
 /* -- shared helpers ----------------------------------------------------- */
 
-/* 1 if the waiter deque is non-empty, 0 if empty or unset, -1 on error. */
+/* 1 if the waiter FIFO is non-empty, 0 if empty or unset, -1 on error. */
 static int
 has_waiters(PyObject *waiters)
 {
@@ -346,7 +346,7 @@ static PyMethodDef lockcore_methods[] = {
 
 static PyMemberDef lockcore_members[] = {
     {"_waiters", Py_T_OBJECT_EX, offsetof(LockCore, waiters), 0,
-     "The waiter deque of the lock's ParkingLot."},
+     "The waiter FIFO (a WaitQueue) of the lock's ParkingLot."},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -628,7 +628,7 @@ static PyMethodDef rlockcore_methods[] = {
 
 static PyMemberDef rlockcore_members[] = {
     {"_waiters", Py_T_OBJECT_EX, offsetof(RLockCore, waiters), 0,
-     "The waiter deque of the lock's ParkingLot."},
+     "The waiter FIFO (a WaitQueue) of the lock's ParkingLot."},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -1,11 +1,12 @@
 """Type stubs of the optional C accelerator (threadpatch/_speedups.c)."""
 
-from collections import deque
 from types import TracebackType
 from typing import Any
 
+from threadpatch._core import WaitQueue
+
 class LockCore:
-    _waiters: deque[Any]
+    _waiters: WaitQueue[Any]
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
     def release(self) -> None: ...
     def __enter__(self) -> bool: ...
@@ -20,7 +21,7 @@ class LockCore:
     def _at_fork_reinit(self) -> None: ...
 
 class RLockCore:
-    _waiters: deque[Any]
+    _waiters: WaitQueue[Any]
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
     def release(self) -> None: ...
     def __enter__(self) -> bool: ...

@@ -23,7 +23,15 @@ from ._scopes import (
     sleep,
     timeout_after,
 )
-from ._state import Parker, ParkingLot, ThreadState, all_states, current_state, state_for_ident
+from ._state import (
+    Parker,
+    ParkingLot,
+    ThreadState,
+    WaitQueue,
+    all_states,
+    current_state,
+    state_for_ident,
+)
 from ._thread import Thread, cancel, current, in_ctrl_c_cleanup, spawn
 
 __all__ = [
@@ -39,6 +47,7 @@ __all__ = [
     "ThreadState",
     "ThreadTimeout",
     "ThreadpatchError",
+    "WaitQueue",
     "all_states",
     "cancel",
     "cancel_everything",

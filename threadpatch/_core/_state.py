@@ -23,8 +23,8 @@ import errno
 import math
 import os
 import threading
-from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import _natives
 from ._exceptions import DeadlineExpired, HubError, ThreadCancelled
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ParkingLot",
     "ThreadState",
+    "WaitQueue",
     "all_states",
     "current_state",
     "state_for_ident",
@@ -44,6 +45,8 @@ __all__ = [
 _allocate_lock = _natives.allocate_lock
 _monotonic = _natives.monotonic
 _TIMEOUT_MAX = _natives.TIMEOUT_MAX
+_T = TypeVar("_T")
+_ABSENT = object()
 
 
 class ScopeLike(Protocol):
@@ -200,17 +203,17 @@ class ThreadState:
             except OSError:
                 pass  # counter full or fd gone: the thread is awake either way
 
-    def _make_poller(self) -> _natives.select.poll:  # type: ignore[name-defined]
-        if _natives.eventfd is not None:
-            self._wake_fd = _natives.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        else:  # pragma: no cover - non-Linux
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            os.set_blocking(w, False)
-            self._wake_fd = w
+    def _make_wake_fd(self) -> int:
+        """Make the wake-up eventfd (on the thread's first descriptor wait)."""
+        if _natives.eventfd is None:  # pragma: no cover - non-Linux
             raise NotImplementedError("descriptor waits need eventfd")
+        self._wake_fd = _natives.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        return self._wake_fd
+
+    def _make_poller(self) -> _natives.select.poll:  # type: ignore[name-defined]
+        wake_fd = self._wake_fd if self._wake_fd >= 0 else self._make_wake_fd()
         poller = _natives.poll()
-        poller.register(self._wake_fd, _natives.POLLIN)
+        poller.register(wake_fd, _natives.POLLIN)
         self._poller = poller
         return poller
 
@@ -271,7 +274,9 @@ class ThreadState:
         poller = self._fd_poller
         if poller is None:
             poller = self._fd_poller = _natives.poll()
-            poller.register(self._wake_fd if self._poller else self._make_poller_fd(), 1)
+            # Only the wake-up fd is shared with wait_fds: its poller is made
+            # when a thread first waits for several descriptors at once.
+            poller.register(self._wake_fd if self._wake_fd >= 0 else self._make_wake_fd(), 1)
         if fd != self._fd_registered or events != self._fd_events:
             if fd < 0:  # closed under us (by another thread): as the syscall would say
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
@@ -302,10 +307,6 @@ class ThreadState:
         if self.interrupt:
             self.deliver()
         return result
-
-    def _make_poller_fd(self) -> int:
-        self._make_poller()
-        return self._wake_fd
 
     # -- termination -----------------------------------------------------------
 
@@ -358,13 +359,56 @@ class Parker(Protocol):
     def unpark(self) -> None: ...
 
 
+class WaitQueue(OrderedDict[_T, None]):
+    """A FIFO of waiters with the ``deque`` methods waits use, each one O(1).
+
+    A waiter that leaves (cancelled, timed out) removes itself from anywhere
+    in the queue, and a woken waiter checks whether it is still queued: on a
+    ``deque`` both scan, so with thousands of waiters every cancellation
+    cost O(n).  Here the waiters are the keys of an ordered dict (a hash
+    table threaded on a linked list): removal, membership and both ends are
+    O(1), and the order stays first come, first served.
+
+    A waiter is in the queue at most once: appending one that is already
+    queued leaves it where it is.  Each operation is one C call, atomic under
+    the GIL like the ``deque`` operations it replaces.
+    """
+
+    __slots__ = ()
+
+    def append(self, waiter: _T) -> None:
+        """Queue ``waiter`` last."""
+        self[waiter] = None
+
+    def appendleft(self, waiter: _T) -> None:
+        """Queue ``waiter`` first (a woken waiter that keeps its place)."""
+        self[waiter] = None
+        self.move_to_end(waiter, last=False)
+
+    def popleft(self) -> _T:
+        """Remove and return the first waiter; IndexError if none."""
+        try:
+            return self.popitem(last=False)[0]
+        except KeyError:
+            raise IndexError("pop from an empty WaitQueue") from None
+
+    def remove(self, waiter: _T) -> None:
+        """Remove ``waiter``; ValueError if it is not queued."""
+        if not self.discard(waiter):
+            raise ValueError(f"{waiter!r} is not queued")
+
+    def discard(self, waiter: _T) -> bool:
+        """Remove ``waiter`` if it is queued; return whether it was."""
+        return self.pop(waiter, _ABSENT) is not _ABSENT
+
+
 class ParkingLot:
     """A FIFO of parked threads; any thread can wake the first or all of them."""
 
     __slots__ = ("_lock", "waiters")
 
     def __init__(self) -> None:
-        self.waiters: deque[Parker] = deque()
+        self.waiters: WaitQueue[Parker] = WaitQueue()
         self._lock = _allocate_lock()
 
     def __len__(self) -> int:
@@ -436,11 +480,7 @@ class ParkingLot:
                         waiters.appendleft(state)
         finally:
             with lock:
-                try:
-                    waiters.remove(state)
-                    notified = False
-                except ValueError:
-                    notified = True
+                notified = not waiters.discard(state)
             if notified and not ok:
                 self.unpark_one()
 

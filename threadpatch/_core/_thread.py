@@ -53,7 +53,7 @@ class Thread(Generic[T]):
     _state: ThreadState
     _thread: threading.Thread | None
     _result: T | None
-    _lot: ParkingLot
+    _lot: ParkingLot | None
     _spawned: bool
     # Class defaults: __del__ must work even on a handle whose set-up failed.
     _exception: BaseException | None = None
@@ -72,7 +72,7 @@ class Thread(Generic[T]):
         self._state = state
         self._thread = thread
         self._result = None
-        self._lot = ParkingLot()
+        self._lot = None  # made by the first wait()
         self._spawned = False
         state.handle = self
         return self
@@ -174,6 +174,9 @@ class Thread(Generic[T]):
         if in_ctrl_c_cleanup():
             state.request_cancel()
         lot = self._lot
+        if lot is None:
+            # Two first waiters may each make one: each wakes by its own lot.
+            lot = self._lot = ParkingLot()
         state.add_done_callback(lot.unpark_all)
         try:
             return lot.park_until(lambda: state.finished, None if seconds == math.inf else seconds)

@@ -102,7 +102,7 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Read up to ``len`` bytes (into ``buffer``); b"" or 0 at EOF, as the stdlib."""
-        self._checkClosed()
+        self._checkClosed()  # type: ignore[attr-defined]
         sslobj = self._sslobj
         if sslobj is None:
             raise ValueError("Read on closed or unwrapped SSL socket.")
@@ -122,12 +122,12 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
 
     def write(self, data: Any) -> int:
         """Write ``data`` to the TLS channel; the number of bytes written."""
-        self._checkClosed()
+        self._checkClosed()  # type: ignore[attr-defined]
         sslobj = self._sslobj
         if sslobj is None:
             raise ValueError("Write on closed or unwrapped SSL socket.")
         try:
-            return sslobj.write(data)  # type: ignore[no-any-return]
+            return sslobj.write(data)
         except (_WantRead, _WantWrite) as exc:
             if self._tp_timeout == 0.0:
                 raise

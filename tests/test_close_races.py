@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import os
 import select as std_select
 import selectors as std_selectors
 import socket as std_socket
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from threadpatch import _core, _socket
 from threadpatch import select as tp_select
 from threadpatch import selectors as tp_selectors
 from threadpatch import socket as tp_socket
@@ -76,12 +78,15 @@ class Setup:
     timeout: float | None
     stack: contextlib.ExitStack
     certs: TLSCerts
+    poll_first: bool = False  # threadpatch's receives wait before they try (after a wait)
 
     def pair(self) -> tuple[std_socket.socket, std_socket.socket]:
         a, b = self.impl.socket.socketpair()
         self.stack.callback(a.close)
         self.stack.callback(b.close)
         a.settimeout(self.timeout)
+        if self.poll_first and isinstance(a, tp_socket.socket):
+            a._tp_wait = _socket._POLL_FIRST  # as after a receive that had to wait
         return a, b
 
     def fill(self, sock: std_socket.socket) -> None:
@@ -331,6 +336,31 @@ def receive_close(
     return build
 
 
+def receive_close_reused(
+    op: Callable[[Any], object],
+) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
+    """Closed while waiting, and its descriptor number given to another socket with data."""
+
+    def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
+        a, b = s.pair()
+
+        c, d = std_socket.socketpair()
+        s.stack.callback(c.close)
+        s.stack.callback(d.close)
+
+        def act() -> None:
+            number = a.fileno()
+            a.close()
+            os.dup2(c.fileno(), number)  # the number now names another socket...
+            s.stack.callback(os.close, number)
+            d.send(b"not yours")  # ...with data in it
+            b.send(b"x")  # wakes the wait: the closed socket's file is still alive
+
+        return (lambda: op(a)), act
+
+    return build
+
+
 def _accepted(listener: Any) -> str:
     conn, _ = listener.accept()
     conn.close()
@@ -519,6 +549,7 @@ SOCKET_CASES: dict[str, Case] = {
     },
     "recv_shut_rd": Case(receive_shutdown(RECEIVES["recv"], std_socket.SHUT_RD)),
     **{f"{name}_close": Case(receive_close(op)) for name, op in RECEIVES.items()},
+    **{f"{name}_close_reused": Case(receive_close_reused(op)) for name, op in RECEIVES.items()},
     "accept_shutdown": Case(accept_shutdown),
     "connect_shutdown": Case(connect_shutdown),
     "send_shutdown": Case(send_shutdown(lambda a: a.send(BIG))),
@@ -579,18 +610,43 @@ def _wait_native_blocked(thread: threading.Thread, timeout: float = 10.0) -> Non
         time.sleep(0.0005)  # polling a thread's state, not synchronising on time
 
 
+def _make_wake_fd() -> None:
+    """Let the calling thread make its wake-up descriptor, as any earlier wait does."""
+    r, w = os.pipe()
+    try:
+        _core.current_state().wait_fd(r, std_select.POLLIN, 0)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def run_case(
     case: Case,
     impl: Impl,
     timeout: float | None,
     certs: TLSCerts,
     wait_blocked: Callable[[threading.Thread], None],
+    order: str = "cold",
 ) -> Outcome:
-    """Block a plain thread in the case's call, act on it, and return what the call gave."""
+    """Block a plain thread in the case's call, act on it, and return what the call gave.
+
+    ``order`` is where threadpatch's receive is: "cold", a thread's first
+    wait; "try_first", a thread that has waited before (its wake-up
+    descriptor exists: with the C accelerator, the retry waits and receives
+    in one C call); "poll_first", that too, and the receive waits before it
+    tries, as after a receive that had to wait.
+    """
+    poll_first = order == "poll_first"
     with contextlib.ExitStack() as stack:
-        call, act = case.build(Setup(impl, timeout, stack, certs))
+        call, act = case.build(Setup(impl, timeout, stack, certs, poll_first))
         outcomes: list[Outcome] = []
-        thread = threading.Thread(target=lambda: outcomes.append(_outcome(call)), name=impl.name)
+
+        def target() -> None:
+            if order != "cold" and impl is OURS:
+                _make_wake_fd()
+            outcomes.append(_outcome(call))
+
+        thread = threading.Thread(target=target, name=impl.name)
         thread.start()
         try:
             wait_blocked(thread)
@@ -616,9 +672,18 @@ class TestCloseRaces:
         timeout: float | None,
         certs: TLSCerts,
         wait_all_threads_blocked: Callable[..., None],
+        order: str = "cold",
     ) -> None:
         native = run_case(case, NATIVE, 30.0, certs, _wait_native_blocked)
-        ours = run_case(case, OURS, timeout, certs, lambda _: wait_all_threads_blocked(expected=1))
+        ours = run_case(
+            case,
+            OURS,
+            timeout,
+            certs,
+            # Parked, and (parked is set just before the poll) inside the poll.
+            lambda t: (wait_all_threads_blocked(expected=1), _wait_native_blocked(t)),
+            order,
+        )
         assert ours[0] not in (ValueError, AttributeError, TypeError)
         if case.ours_instead is not None and ours != native:
             assert case.ours_instead(ours), (ours, native)
@@ -631,17 +696,19 @@ class TestCloseRaces:
     ) -> None:
         self.check(SELECT_CASES[name], None, certs, wait_all_threads_blocked)
 
+    @pytest.mark.parametrize("order", ["cold", "try_first", "poll_first"])
     @pytest.mark.parametrize("timeout", [None, 30.0])
     @pytest.mark.parametrize("name", SOCKET_CASES)
     def test_socket(
         self,
         name: str,
         timeout: float | None,
+        order: str,
         wait_path: str,  # noqa: F811 - the fixture
         certs: TLSCerts,
         wait_all_threads_blocked: Callable[..., None],
     ) -> None:
-        self.check(SOCKET_CASES[name], timeout, certs, wait_all_threads_blocked)
+        self.check(SOCKET_CASES[name], timeout, certs, wait_all_threads_blocked, order)
 
     @pytest.mark.parametrize("timeout", [None, 30.0])
     @pytest.mark.parametrize("name", TLS_CASES)
@@ -667,6 +734,7 @@ def test_expected_native_outcomes(certs: TLSCerts) -> None:
     assert native("poll_close") == ("ok", [("a", std_select.POLLNVAL), ("c", std_select.POLLIN)])
     assert native("recv_shutdown") == ("ok", b"")
     assert native("recv_close") == (OSError, errno.EBADF)
+    assert native("recv_close_reused") == (OSError, errno.EBADF)
     assert native("accept_shutdown") == (OSError, errno.EINVAL)
     assert native("tls_read_shut_rd") == ("ok", b"")
     assert native("tls_recv_into_shut_rd") == ("ok", b"")

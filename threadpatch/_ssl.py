@@ -77,16 +77,18 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
         del exc
         wait = _waiter()
-        fd = self.fileno()
         deadline = None if timeout is None else _monotonic() + timeout
         while True:
+            # The descriptor of the moment (EBADF once closed), as the native
+            # loop waits: a number read before an earlier wait may name
+            # another file by now.  The TLS object is the one taken at entry.
             if deadline is None:
-                wait(fd, events, None)
+                wait(self.fileno(), events, None)
             else:
                 remaining = deadline - _monotonic()
                 if remaining <= 0:
                     raise _timeout_error(f"The {what} operation timed out")
-                wait(fd, events, remaining)
+                wait(self.fileno(), events, remaining)
             try:
                 return func(*args)
             except _WantRead:

@@ -10,10 +10,18 @@ How it works::
       native select(r, w, x, 0)  -- validates the arguments exactly like the
         |                           stdlib and answers at once if anything is
         |                           ready (the hot path: one native call)
+      fds = each object's fileno(), read once (as the native call does)
       loop:
         state.wait_fds(fds + the thread's wake-up eventfd, remaining)
-        native select(r, w, x, 0)  -- the answer, in the stdlib's shape
+        the answer from the poll's revents, in the stdlib's shape
         until something is ready or the timeout has passed
+
+Everything a native call reads at entry is read once, at entry, and reused
+after every wait: the descriptors of ``select()``'s objects, a ``poll``
+object's registrations, an ``epoll`` object's descriptor.  Another thread may
+close an object while we wait; the answer then is the native one (a closed
+descriptor is reported ready, as Linux's own select() and poll() do), never
+a ``ValueError`` from asking the closed object for its ``fileno()`` again.
 
 A cancellation writes to the thread's wake-up eventfd, so ``wait_fds``
 returns and raises :class:`ThreadCancelled`.  ``poll`` and ``epoll`` objects
@@ -61,6 +69,17 @@ _current_state = _core.current_state
 POLLIN = _natives.POLLIN
 POLLOUT = _natives.POLLOUT
 POLLPRI: int = _stdlib_select.POLLPRI
+_POLLHUP: int = _stdlib_select.POLLHUP
+_POLLERR: int = _stdlib_select.POLLERR
+_POLLNVAL: int = _stdlib_select.POLLNVAL
+# What select() waits for in each list, and the revents it counts as ready
+# there (Linux's POLLIN_SET, POLLOUT_SET and POLLEX_SET: a descriptor closed
+# while the call waits is POLLNVAL, ready in every list it is in).
+_READ_EVENTS = POLLIN | _stdlib_select.POLLRDNORM | _stdlib_select.POLLRDBAND
+_WRITE_EVENTS = POLLOUT | _stdlib_select.POLLWRNORM | _stdlib_select.POLLWRBAND
+_READ_SET = _READ_EVENTS | _POLLHUP | _POLLERR | _POLLNVAL
+_WRITE_SET = _WRITE_EVENTS | _POLLERR | _POLLNVAL
+_EXCEPT_SET = POLLPRI | _POLLNVAL
 _INT_MAX = 2**31 - 1
 _INT_MIN = -(2**31)
 # Seconds well inside what CPython's time conversion accepts (about 9.22e9 s).
@@ -217,36 +236,57 @@ def select(
         return result
     if _is_hub_thread():
         return _native_select(rlist, wlist, xlist, timeout)
-    masks: dict[int, int] = {}
-    for objs, mask in ((rlist, POLLIN), (wlist, POLLOUT), (xlist, POLLPRI)):
-        for obj in objs:
-            fd = _fileno(obj)
-            masks[fd] = masks.get(fd, 0) | mask
-    return _wait_select(rlist, wlist, xlist, masks, seconds)
+    # The descriptors, read once as the native call reads them: another thread
+    # may close an object while we wait, and its fileno() is then -1.
+    fds = ([_fileno(o) for o in rlist], [_fileno(o) for o in wlist], [_fileno(o) for o in xlist])
+    return _wait_select((rlist, wlist, xlist), fds, seconds)
+
+
+_LIST_EVENTS = (_READ_EVENTS, _WRITE_EVENTS, POLLPRI)
+_LIST_SETS = (_READ_SET, _WRITE_SET, _EXCEPT_SET)
 
 
 def _wait_select(
-    rlist: list[Any], wlist: list[Any], xlist: list[Any], masks: dict[int, int], seconds: float
+    lists: tuple[list[Any], list[Any], list[Any]],
+    fds: tuple[list[int], list[int], list[int]],
+    seconds: float,
 ) -> tuple[list[Any], list[Any], list[Any]]:
+    """Wait for the descriptors ``fds`` of ``lists``; the ready objects, as select() gives them."""
+    masks: dict[int, int] = {}  # what to poll for
+    counts: dict[int, int] = {}  # the revents select() counts as ready
+    for numbers, events, ready_set in zip(fds, _LIST_EVENTS, _LIST_SETS, strict=True):
+        for fd in numbers:
+            masks[fd] = masks.get(fd, 0) | events
+            counts[fd] = counts.get(fd, 0) | ready_set
     state = _current_state()
     deadline = _monotonic() + seconds
     sticky: set[int] = set()
     while True:
         remaining = remaining_time(deadline)
-        if remaining is not None and remaining <= 0:
-            return _native_select(rlist, wlist, xlist, 0)
-        if sticky:
+        expired = remaining is not None and remaining <= 0
+        if expired:
+            remaining = 0  # one last look at every descriptor
+            watch = list(masks.items())
+        elif sticky:
             remaining = _STICKY_RECHECK if remaining is None else min(remaining, _STICKY_RECHECK)
-            fds = [(fd, m) for fd, m in masks.items() if fd not in sticky]
+            watch = [(fd, m) for fd, m in masks.items() if fd not in sticky]
+            sticky = set()  # after this bounded wait, look at them again
         else:
-            fds = list(masks.items())
-        got = state.wait_fds(fds, remaining)
-        result = _native_select(rlist, wlist, xlist, 0)
-        if result[0] or result[1] or result[2]:
-            return result
-        for fd, revents in got:
-            if not revents & masks[fd]:
-                sticky.add(fd)  # only HUP/ERR/NVAL: select() does not count it
+            watch = list(masks.items())
+        got = state.wait_fds(watch, remaining)
+        if got:
+            revents = dict(got)
+            r, w, x = (
+                [obj for obj, fd in zip(objs, numbers, strict=True) if revents.get(fd, 0) & ready]
+                for objs, numbers, ready in zip(lists, fds, _LIST_SETS, strict=True)
+            )
+            if r or w or x:
+                return r, w, x
+            for fd, events in got:
+                if not events & counts[fd]:
+                    sticky.add(fd)  # only HUP/ERR where select() does not count them
+        if expired:
+            return [], [], []
 
 
 # -- poll objects ----------------------------------------------------------------
@@ -309,11 +349,12 @@ class poll:  # the stdlib's name
         try:
             state = _current_state()
             deadline = _monotonic() + seconds
+            fds = list(self._fds.items())  # the registrations, read once as the native call does
             while True:
                 remaining = remaining_time(deadline)
                 if remaining is not None and remaining <= 0:
                     return ready
-                state.wait_fds(list(self._fds.items()), remaining)
+                state.wait_fds(fds, remaining)
                 ready = native.poll(0)
                 if ready:
                     return ready
@@ -406,6 +447,12 @@ if _native_epoll is not None:
                 if remaining is not None and remaining <= 0:
                     return ready
                 state.wait_fds(fds, remaining)
+                if native.closed:
+                    # Closed by another thread while we waited: the native
+                    # call, already inside epoll_wait(), would return what it
+                    # had (nothing, unless an event came first) rather than
+                    # fail.  The events can no longer be read: nothing.
+                    return []
                 ready = native.poll(0, maxevents)
                 if ready:
                     return ready

@@ -20,7 +20,10 @@ thread waits in ``wait_fds`` on the registered descriptors (for epoll: on the
 epoll descriptor itself, readable while events are pending) plus its wake-up
 eventfd, then asks the stdlib method again with a timeout of 0, until
 something is ready or the timeout has passed.  A timeout of 0 or less, and
-any call from the hub thread, go straight to the stdlib method.
+any call from the hub thread, go straight to the stdlib method.  What the
+stdlib method's native call reads at entry (the registered descriptors, the
+epoll descriptor) is read once, at entry: another thread closing a registered
+file or the selector while we wait gets the stdlib's answer, not an error.
 """
 
 from __future__ import annotations
@@ -114,14 +117,18 @@ def poll_like_select(self: Any, timeout: float | None = None) -> list[tuple[_std
         return ready
     state = _current_state()
     deadline = _monotonic() + seconds
+    # The registrations, read once as the native poll() call reads them.
+    fds = [(fd, _POLL_MASK[key.events & 3]) for fd, key in self._fd_to_key.items()]
     while True:
         remaining = _remaining_time(deadline)
         if remaining is not None and remaining <= 0:
             return ready
-        fds = [(fd, _POLL_MASK[key.events & 3]) for fd, key in self._fd_to_key.items()]
-        state.wait_fds(fds, remaining)
+        got = state.wait_fds(fds, remaining)
         ready = _orig_poll_like_select(self, 0)
-        if ready:
+        if ready or got:
+            # Events came: the native poll() would have returned them, and the
+            # stdlib method kept those of keys still registered (none, if
+            # another thread unregistered them or closed the selector).
             return ready
 
 
@@ -151,6 +158,10 @@ def epoll_selector_select(
         if remaining is not None and remaining <= 0:
             return ready
         state.wait_fds(fds, remaining)
+        if self._selector.closed:
+            # Closed by another thread while we waited (close() also forgets
+            # every key): the stdlib method would have returned no keys.
+            return []
         ready = _orig_epoll_select(self, 0)
         if ready:
             return ready

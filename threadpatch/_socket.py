@@ -234,20 +234,26 @@ def _waiter() -> Callable[[int, int, float | None], int]:
 
 
 def _retry(sock: Any, func: Callable[..., T], args: tuple[Any, ...], events: int) -> T:
-    """Wait for ``events`` and retry ``func(sock, *args)`` until it stops saying EAGAIN."""
+    """Wait for ``events`` and retry ``func(sock, *args)`` until it stops saying EAGAIN.
+
+    Each wait is on the socket's descriptor of the moment, and each retry is
+    the C method, which reads it again, as the native call's loop does:
+    another thread may close the socket while we wait, and the retry then
+    fails with ``EBADF`` (a wait on -1 too) instead of using a number that
+    may name another file by now.
+    """
     timeout = _user_timeout(sock)
     wait = _waiter()
-    fd = _c_fileno(sock)
     if wait is _native_wait and isinstance(sock, socket):
         sock._tp_wait = 0  # never poll-first in the hub thread (see socket.recv)
     if timeout is None:
         fast = None if wait is _native_wait else _wait_and_call.get(func)
         while True:
             if fast is not None:
-                result = fast(_current_state(), fd, *args)
+                result = fast(_current_state(), sock, *args)
                 if result is not None:
                     return result  # type: ignore[no-any-return]
-            wait(fd, events, None)
+            wait(_c_fileno(sock), events, None)
             try:
                 return func(sock, *args)
             except BlockingIOError:
@@ -257,7 +263,7 @@ def _retry(sock: Any, func: Callable[..., T], args: tuple[Any, ...], events: int
         remaining = deadline - _monotonic()
         if remaining <= 0:
             raise _timeout_error("timed out")
-        wait(fd, events, remaining)
+        wait(_c_fileno(sock), events, remaining)
         try:
             return func(sock, *args)
         except BlockingIOError:
@@ -431,17 +437,17 @@ def _sendall_from(self: Any, data: Any, flags: int, sent: int) -> None:
             return _c_sendall(self, rest[sent:], flags)
         total = len(rest)
         wait = _waiter()
-        fd = _c_fileno(self)
         deadline = None if timeout is None else _monotonic() + timeout
         try:
             while sent < total:
+                # The descriptor of the moment, as in _retry.
                 if deadline is None:
-                    wait(fd, POLLOUT, None)
+                    wait(_c_fileno(self), POLLOUT, None)
                 else:
                     remaining = deadline - _monotonic()
                     if remaining <= 0:
                         raise _timeout_error("timed out")
-                    wait(fd, POLLOUT, remaining)
+                    wait(_c_fileno(self), POLLOUT, remaining)
                 with contextlib.suppress(BlockingIOError):
                     sent += _c_send(self, rest[sent:], flags)
         except BaseException as exc:
@@ -473,16 +479,16 @@ def _resolve(sock: Any, address: Any) -> Any:
 def _connect_result(sock: Any, timeout: float | None) -> int:
     """Wait for a non-blocking connect to finish; its SO_ERROR, or -1 on timeout."""
     wait = _waiter()
-    fd = _c_fileno(sock)
     deadline = None if timeout is None else _monotonic() + timeout
     while True:
+        # The descriptor of the moment, as in _retry.
         if deadline is None:
-            revents = wait(fd, POLLOUT, None)
+            revents = wait(_c_fileno(sock), POLLOUT, None)
         else:
             remaining = deadline - _monotonic()
             if remaining <= 0:
                 return -1
-            revents = wait(fd, POLLOUT, remaining)
+            revents = wait(_c_fileno(sock), POLLOUT, remaining)
         if revents:
             return _c_getsockopt(sock, _socket.SOL_SOCKET, _socket.SO_ERROR)
 
@@ -710,7 +716,7 @@ class socket(_std.socket):
         if self._tp_wait and self._tp_timeout is None:
             self._tp_wait -= 1
             if _poll_recv is not None:
-                data = _poll_recv(_current_state(), _c_fileno(self), bufsize, flags)
+                data = _poll_recv(_current_state(), self, bufsize, flags)
                 if data is not None:
                     return data
             elif type(bufsize) is int and bufsize > 0:  # else the C recv raises or returns
@@ -727,7 +733,7 @@ class socket(_std.socket):
         if self._tp_wait and self._tp_timeout is None:
             self._tp_wait -= 1
             if _poll_recv_into is not None:
-                n = _poll_recv_into(_current_state(), _c_fileno(self), buffer, nbytes, flags)
+                n = _poll_recv_into(_current_state(), self, buffer, nbytes, flags)
                 if n is not None:
                     return n
             elif _plain_into(buffer, nbytes):  # else the C recv_into below raises

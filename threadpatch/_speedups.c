@@ -652,19 +652,25 @@ static PyTypeObject RLockCore_Type = {
  *
  * The receive of a blocking threadpatch socket whose data is (probably) not
  * there yet: the same steps as ThreadState.wait_fd() followed by the C recv,
- * but with the GIL released once for both syscalls instead of once per
+ * but with the GIL released once, for the poll(), instead of once per
  * syscall and twice re-taken.  Between two threads of one process ping-
  * ponging over a socket that halves the GIL hand-offs of each wake-up.
  *
- *   poll_recv(state, fd, bufsize, flags) -> bytes | None
- *   poll_recv_into(state, fd, buffer, nbytes, flags) -> int | None
+ *   poll_recv(state, sock, bufsize, flags) -> bytes | None
+ *   poll_recv_into(state, sock, buffer, nbytes, flags) -> int | None
  *
  * Under the GIL: give up (None) unless `state` is a ThreadState with no
  * pending interrupt and a wake-up eventfd; set its _fd_waiting and parked
  * flags, and look at `interrupt` again (a canceller that ran before the flag
- * was set did not write the eventfd).  Without the GIL: poll() the socket and
- * the eventfd; if the socket is ready, recv() from it; drain the eventfd if
- * it fired.  Under the GIL again: clear the flags.
+ * was set did not write the eventfd).  Without the GIL: poll() the socket's
+ * descriptor and the eventfd; drain the eventfd if it fired.  Under the GIL
+ * again: clear the flags; if the socket is ready and still has the
+ * descriptor it had before the wait, recv() from it (non-blocking: it only
+ * copies what is there).  Another thread may have closed the socket while we
+ * waited, and the number may name another file by now: the native call reads
+ * the socket's descriptor again after its wait (-1: EBADF), and so does the
+ * Python path that None hands over to.  The GIL, held from that check to the
+ * recv(), keeps another thread from closing the socket in between.
  *
  * None means "nothing received, take the Python path": it re-checks the
  * interrupt (and raises it), validates odd arguments with the stdlib's own
@@ -797,16 +803,14 @@ wait_end(PyObject *state)
     slot_set(state, off_parked, Py_False);
 }
 
-/* Without the GIL: wait for `fd` or the eventfd, then receive.
- * Returns the recv() result; -1 with *err set (EAGAIN: nothing to receive). */
-static Py_ssize_t
-poll_then_recv(int fd, int wake_fd, char *buf, Py_ssize_t len, int flags, int *err)
+/* Without the GIL: wait for `fd` or the eventfd.  Returns the revents of
+ * `fd` (0: only a wake-up), or -1 with *err set. */
+static int
+poll_wait(int fd, int wake_fd, int *err)
 {
     struct pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    Py_ssize_t n = -1;
     uint64_t counter;
 
-    *err = EAGAIN;
     if (poll(fds, 2, -1) < 0) {
         *err = errno;
         return -1;
@@ -817,17 +821,12 @@ poll_then_recv(int fd, int wake_fd, char *buf, Py_ssize_t len, int flags, int *e
             /* EAGAIN: drained by a concurrent reader; nothing to do */
         }
     }
-    if (fds[0].revents) {
-        /* Readable, hung up, failed or invalid: recv() says which. */
-        n = recv(fd, buf, (size_t)len, flags);
-        if (n < 0) {
-            *err = errno;
-        }
-    }
-    return n;
+    return fds[0].revents;
 }
 
-/* The result for an error `err` of poll_then_recv: None for "try the Python
+static int sock_fd(PyObject *self);
+
+/* The result for an error `err` of state_poll_recv: None for "try the Python
  * path", NULL with an exception otherwise. */
 static PyObject *
 recv_failed(int err)
@@ -845,22 +844,38 @@ recv_failed(int err)
     return PyErr_SetFromErrno(PyExc_OSError);
 }
 
-/* Wait as `state` and receive: 1 with *n set (>= 0 received, or -1 with
- * *err), 0 to give up (the Python path), -1 with an exception. */
+/* Wait as `state` for socket `sock` (descriptor `fd`) and receive: 1 with *n
+ * set (>= 0 received, or -1 with *err; EAGAIN: nothing received, and `fd`
+ * must not be used again), 0 if it did not wait (the Python path), -1 with
+ * an exception. */
 static int
-state_poll_recv(PyObject *state, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t *n,
-                int *err)
+state_poll_recv(PyObject *state, PyObject *sock, int fd, char *buf, Py_ssize_t len, int flags,
+                Py_ssize_t *n, int *err)
 {
-    int wake_fd;
+    int wake_fd, revents;
     int r = wait_begin(state, &wake_fd);
 
     if (r <= 0) {
         return r;
     }
     Py_BEGIN_ALLOW_THREADS
-    *n = poll_then_recv(fd, wake_fd, buf, len, flags, err);
+    revents = poll_wait(fd, wake_fd, err);
     Py_END_ALLOW_THREADS
     wait_end(state);
+    *n = -1;
+    if (revents <= 0) {
+        if (revents == 0) {
+            *err = EAGAIN;  /* a wake-up */
+        }
+        return 1;
+    }
+    if (sock_fd(sock) != fd) {
+        *err = EAGAIN;  /* closed (or detached) while we waited */
+        return 1;
+    }
+    /* Readable, hung up, failed or invalid: recv() says which. */
+    *n = recv(fd, buf, (size_t)len, flags | MSG_DONTWAIT);
+    *err = *n < 0 ? errno : 0;
     return 1;
 }
 
@@ -872,16 +887,16 @@ poll_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int fd, flags, err, r;
 
     if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "poll_recv(state, fd, bufsize, flags)");
+        PyErr_SetString(PyExc_TypeError, "poll_recv(state, sock, bufsize, flags)");
         return NULL;
     }
     state = args[0];
     bufsize = PyLong_AsSsize_t(args[2]);
-    if ((bufsize == -1 && PyErr_Occurred()) || int_arg(args[1], &fd) < 0
-        || int_arg(args[3], &flags) < 0) {
+    if ((bufsize == -1 && PyErr_Occurred()) || int_arg(args[3], &flags) < 0) {
         PyErr_Clear();
         Py_RETURN_NONE;  /* the Python path raises the stdlib's error */
     }
+    fd = sock_fd(args[1]);
     if (fd < 0 || bufsize < 0) {
         Py_RETURN_NONE;
     }
@@ -889,7 +904,8 @@ poll_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (result == NULL) {
         return NULL;
     }
-    r = state_poll_recv(state, fd, PyBytes_AS_STRING(result), bufsize, flags, &n, &err);
+    r = state_poll_recv(state, args[1], fd, PyBytes_AS_STRING(result), bufsize, flags, &n,
+                        &err);
     if (r <= 0 || n < 0) {
         Py_DECREF(result);
         return r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : recv_failed(err);
@@ -909,13 +925,12 @@ poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int fd, flags, err, r;
 
     if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "poll_recv_into(state, fd, buffer, nbytes, flags)");
+        PyErr_SetString(PyExc_TypeError, "poll_recv_into(state, sock, buffer, nbytes, flags)");
         return NULL;
     }
     state = args[0];
     nbytes = PyLong_AsSsize_t(args[3]);
-    if ((nbytes == -1 && PyErr_Occurred()) || int_arg(args[1], &fd) < 0
-        || int_arg(args[4], &flags) < 0
+    if ((nbytes == -1 && PyErr_Occurred()) || int_arg(args[4], &flags) < 0
         || PyObject_GetBuffer(args[2], &view, PyBUF_WRITABLE) < 0) {
         PyErr_Clear();
         Py_RETURN_NONE;  /* the Python path raises the stdlib's error */
@@ -923,11 +938,12 @@ poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (nbytes == 0) {
         nbytes = view.len;
     }
+    fd = sock_fd(args[1]);
     if (fd < 0 || nbytes < 0 || nbytes > view.len) {
         PyBuffer_Release(&view);
         Py_RETURN_NONE;
     }
-    r = state_poll_recv(state, fd, view.buf, nbytes, flags, &n, &err);
+    r = state_poll_recv(state, args[1], fd, view.buf, nbytes, flags, &n, &err);
     PyBuffer_Release(&view);
     if (r <= 0 || n < 0) {
         return r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : recv_failed(err);
@@ -959,13 +975,17 @@ static PyObject *current_state;   /* _core.current_state(), when .state is not s
 static PyObject *recv_fallback, *recv_into_fallback, *sendall_fallback, *sendall_from;
 static PyObject *str_tp_wait, *str_tp_timeout, *str_state;
 
-/* The socket's descriptor, or -1 (closed, or an error: cleared). */
+/* The socket's descriptor, or -1 (closed, not bound yet, or an error: cleared). */
 static int
 sock_fd(PyObject *self)
 {
-    PyObject *res = PyObject_Vectorcall(c_fileno, &self, 1, NULL);
+    PyObject *res;
     long fd;
 
+    if (c_fileno == NULL) {
+        return -1;  /* socket_methods() not called yet */
+    }
+    res = PyObject_Vectorcall(c_fileno, &self, 1, NULL);
     if (res == NULL) {
         PyErr_Clear();
         return -1;
@@ -1068,7 +1088,8 @@ recv_now(int fd, char *buf, Py_ssize_t len, int flags, int *err)
 
 /* Wait first if it is this receive's poll-first turn, then receive without
  * waiting: 1 with *n set (-1 with *err: nothing or an error), 0 to fall
- * back, -1 with an exception. */
+ * back, -1 with an exception.  After a wait that received nothing, fall
+ * back: the descriptor read before the wait may be stale by now. */
 static int
 receive(PyObject *self, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t *n, int *err)
 {
@@ -1083,13 +1104,13 @@ receive(PyObject *self, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t
         if (state == NULL) {
             return -1;
         }
-        r = state_poll_recv(state, fd, buf, len, flags, n, err);
+        r = state_poll_recv(state, self, fd, buf, len, flags, n, err);
         Py_DECREF(state);
         if (r < 0) {
             return -1;
         }
-        if (r && (*n >= 0 || (*err != EAGAIN && *err != EWOULDBLOCK && *err != EINTR))) {
-            return 1;
+        if (r) {
+            return *n >= 0 || (*err != EAGAIN && *err != EWOULDBLOCK && *err != EINTR);
         }
     }
     *n = recv_now(fd, buf, len, flags, err);

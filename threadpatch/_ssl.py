@@ -38,8 +38,8 @@ T = TypeVar("T")
 
 _WantRead = _std.SSLWantReadError
 _WantWrite = _std.SSLWantWriteError
-_std_read = _std.SSLSocket.read
-_std_write = _std.SSLSocket.write
+_SSLError = _std.SSLError
+_SSL_ERROR_EOF = _std.SSL_ERROR_EOF
 _timeout_error = _stdsocket.timeout
 
 
@@ -77,16 +77,18 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
         del exc
         wait = _waiter()
-        fd = self.fileno()
         deadline = None if timeout is None else _monotonic() + timeout
         while True:
+            # The descriptor of the moment (EBADF once closed), as the native
+            # loop waits: a number read before an earlier wait may name
+            # another file by now.  The TLS object is the one taken at entry.
             if deadline is None:
-                wait(fd, events, None)
+                wait(self.fileno(), events, None)
             else:
                 remaining = deadline - _monotonic()
                 if remaining <= 0:
                     raise _timeout_error(f"The {what} operation timed out")
-                wait(fd, events, remaining)
+                wait(self.fileno(), events, remaining)
             try:
                 return func(*args)
             except _WantRead:
@@ -94,23 +96,44 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             except _WantWrite:
                 events = POLLOUT
 
+    # read, write, do_handshake and unwrap take the TLS object once, at entry,
+    # and retry on it after every wait, as the native calls (which block
+    # inside it) do: shutdown(), close() or unwrap() in another thread set
+    # self._sslobj to None, and the read then ends as the native one does (EOF
+    # or the OpenSSL error), not with "Read on closed or unwrapped SSL socket".
+
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Read up to ``len`` bytes (into ``buffer``); b"" or 0 at EOF, as the stdlib."""
+        self._checkClosed()  # type: ignore[attr-defined]
+        sslobj = self._sslobj
+        if sslobj is None:
+            raise ValueError("Read on closed or unwrapped SSL socket.")
+        args = (len,) if buffer is None else (len, buffer)
         try:
-            return _std_read(self, len, buffer)
-        except (_WantRead, _WantWrite) as exc:
-            if self._tp_timeout == 0.0:
-                raise
-            return self._ssl_retry(_std_read, (self, len, buffer), exc, self._tp_timeout, "read")
+            try:
+                return sslobj.read(*args)
+            except (_WantRead, _WantWrite) as exc:
+                if self._tp_timeout == 0.0:
+                    raise
+                return self._ssl_retry(sslobj.read, args, exc, self._tp_timeout, "read")
+        except _SSLError as x:
+            # The stdlib's read(): a ragged EOF is an EOF.
+            if x.args[0] == _SSL_ERROR_EOF and self.suppress_ragged_eofs:
+                return b"" if buffer is None else 0
+            raise
 
     def write(self, data: Any) -> int:
         """Write ``data`` to the TLS channel; the number of bytes written."""
+        self._checkClosed()  # type: ignore[attr-defined]
+        sslobj = self._sslobj
+        if sslobj is None:
+            raise ValueError("Write on closed or unwrapped SSL socket.")
         try:
-            return _std_write(self, data)
+            return sslobj.write(data)
         except (_WantRead, _WantWrite) as exc:
             if self._tp_timeout == 0.0:
                 raise
-            return self._ssl_retry(_std_write, (self, data), exc, self._tp_timeout, "write")
+            return self._ssl_retry(sslobj.write, (data,), exc, self._tp_timeout, "write")
 
     def send(self, data: Any, flags: int = 0) -> int:
         if self._sslobj is None:

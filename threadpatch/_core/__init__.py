@@ -22,7 +22,7 @@ from ._scopes import (
     sleep,
     timeout_after,
 )
-from ._state import Parker, ParkingLot, ThreadState, all_states, current_state, state_for_ident
+from ._state import Parker, ParkingLot, ThreadState, all_states, current_state, state_for_thread
 from ._thread import Thread, cancel, cancel_all, cancel_states, current, run, spawn
 
 __all__ = [
@@ -53,6 +53,6 @@ __all__ = [
     "shield",
     "sleep",
     "spawn",
-    "state_for_ident",
+    "state_for_thread",
     "timeout_after",
 ]

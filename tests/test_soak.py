@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 requests = pytest.importorskip("requests")
+urllib3 = pytest.importorskip("urllib3")
 
 SECONDS = float(os.environ.get("THREADPATCH_SOAK_SECONDS", "20"))
 ROUNDS = max(3, int(os.environ.get("THREADPATCH_SOAK_ROUNDS", "5")))
@@ -79,6 +80,7 @@ THREADS = int(os.environ.get("THREADPATCH_SOAK_THREADS", "200"))
 _SEED_ENV = os.environ.get("THREADPATCH_SOAK_SEED")
 SEED = int(_SEED_ENV) if _SEED_ENV else random.SystemRandom().randrange(2**32)
 
+TOKENS = 4  # in the borrow pool
 MAX_OPS = 40  # per worker and round: the count bound
 SEMAPHORE_SLOTS = 3
 
@@ -161,6 +163,12 @@ class Round:
         self.sem = threading.BoundedSemaphore(SEMAPHORE_SLOTS)
         self.cond = threading.Condition()
         self.event = threading.Event()
+        self.barrier = threading.Barrier(3)
+        self.tokens: queue.Queue[int] = queue.Queue()
+        for token in range(TOKENS):
+            self.tokens.put(token)
+        self.pool = urllib3.PoolManager(maxsize=3, block=True)
+        self.threads: list[threading.Thread] = []  # every worker of the round, by index
         self.lock_holder: int | None = None
         self.sem_holders: set[int] = set()
         self.stop = False
@@ -360,6 +368,43 @@ def op_sleep(rnd: Round, rng: random.Random, tally: Tally, session: Any) -> None
     time.sleep(rng.choice([0, 0.0001, 0.005, 0.05]))
 
 
+def op_borrow(rnd: Round, rng: random.Random, tally: Tally, session: Any) -> None:
+    """A resource pool as users write one: the clean-up returns the token without waiting."""
+    token = rnd.tokens.get(timeout=rng.choice([None, 0.01, 0.1]))
+    try:
+        time.sleep(rng.choice([0, 0.0005, 0.005]))
+    finally:
+        rnd.tokens.put_nowait(token)  # a put on a non-full queue: works even when cancelled
+
+
+def op_pool(rnd: Round, rng: random.Random, tally: Tally, session: Any) -> None:
+    """A urllib3 pool shared by every worker, blocking when its connections are all out."""
+    mode, q, _ = _fault(rng, keep_alive=True)
+    timeout = rng.choice([None, 0.05, 0.3, 2.0])
+    if mode == "stall" and timeout is None and rng.random() < 0.7:
+        timeout = 0.2
+    r = rnd.pool.request("GET", rnd.url + "?" + q, timeout=timeout, retries=False)
+    _check_body("urllib3", mode, q, r.data, tally)
+
+
+def op_dns(rnd: Round, rng: random.Random, tally: Tally, session: Any) -> None:
+    infos = socket.getaddrinfo("localhost", rnd.address[1], socket.AF_INET, socket.SOCK_STREAM)
+    if not any(info[4][0] == "127.0.0.1" for info in infos):
+        tally.problems.append(f"getaddrinfo('localhost') gave {infos}")
+
+
+def op_join_other(rnd: Round, rng: random.Random, tally: Tally, session: Any) -> None:
+    other = rng.choice(rnd.threads) if rnd.threads else threading.current_thread()
+    if other is not threading.current_thread():
+        other.join(rng.choice([0, 0.01, 0.1, None]))
+
+
+def op_barrier(rnd: Round, rng: random.Random, tally: Tally, session: Any) -> None:
+    if rnd.barrier.broken and rng.random() < 0.5:
+        rnd.barrier.reset()
+    rnd.barrier.wait(rng.choice([0.01, 0.1, None]))
+
+
 _item_ids = itertools.count(1)  # unique ids across rounds (next() on a count is atomic)
 
 OPS: dict[str, tuple[Callable[..., None], float, tuple[type[BaseException], ...]]] = {
@@ -376,6 +421,11 @@ OPS: dict[str, tuple[Callable[..., None], float, tuple[type[BaseException], ...]
     "condition": (op_condition, 1, ()),
     "event": (op_event, 1, ()),
     "sleep": (op_sleep, 2, ()),
+    "borrow": (op_borrow, 2, (queue.Empty,)),
+    "pool": (op_pool, 2, (urllib3.exceptions.HTTPError,)),
+    "dns": (op_dns, 1, (OSError,)),
+    "join_other": (op_join_other, 1, ()),
+    "barrier": (op_barrier, 1, (threading.BrokenBarrierError,)),
 }
 _NAMES = list(OPS)
 _WEIGHTS = [OPS[n][1] for n in _NAMES]
@@ -472,6 +522,7 @@ def _driver(rnd: Round, rng: random.Random, seconds: float) -> list[threading.Th
         )
         threads.append(t)
         t.start()
+        rnd.threads.append(t)  # started: another worker may join it
         if rng.random() < 0.05:  # before it has done anything
             rnd.cancelled.add(i)
             threadpatch.cancel(t, blocking=False)
@@ -587,6 +638,19 @@ def _check_round(rnd: Round, threads: list[threading.Thread]) -> dict[str, int]:
                 f"round {rnd.number}: {label} items taken twice {twice[:5]}, "
                 f"lost {sorted(lost)[:5]}, taken but never put {sorted(phantom)[:5]}"
             )
+
+    tokens = sorted(drain(rnd.tokens))
+    if tokens != list(range(TOKENS)):
+        raise fail(f"round {rnd.number}: the borrow pool holds {tokens}, not {list(range(TOKENS))}")
+    for key, pool in list(rnd.pool.pools._container.items()):
+        if pool.pool is not None and pool.pool.qsize() != pool.pool.maxsize:
+            raise fail(
+                f"round {rnd.number}: urllib3 pool {key} has {pool.pool.qsize()} "
+                f"of its {pool.pool.maxsize} connection slots"
+            )
+    rnd.pool.clear()
+    if rnd.barrier.n_waiting:
+        raise fail(f"round {rnd.number}: {rnd.barrier.n_waiting} threads wait at the barrier")
 
     held = {
         "lock": rnd.lock.statistics(),

@@ -167,3 +167,39 @@ def test_curio_timeout_warnings_about_the_hub_are_dropped() -> None:
 
     assert not _hub._not_about_the_hub(record("Task(id=8, name='Hub._main', state='RUNNING')"))
     assert _hub._not_about_the_hub(record("Task(id=9, name='user_task', state='RUNNING')"))
+
+
+def test_a_timer_that_fires_while_it_is_cancelled_is_not_counted_as_pending() -> None:
+    # A scope exits just as its deadline passes: the hub fires the timer after
+    # the owner's cancel_timer() looked at it and before that cancel counted.
+    # The count of cancelled heap entries must stay exact (pending_timers()
+    # went negative, and the heap compaction ran on a wrong count).
+    hub = _hub.Hub()  # never started: the test runs the hub's timer step itself
+    fired = []
+
+    class FiresWhenFirstLookedAt(_hub.TimerHandle):
+        __slots__ = ("_armed", "_flag")
+
+        def __init__(self) -> None:
+            self._armed = False
+            super().__init__(0.0, lambda: fired.append(True))
+
+        @property  # type: ignore[override]
+        def cancelled(self) -> bool:
+            flag = self._flag
+            if self._armed:
+                self._armed = False
+                hub._run_due_timers()  # the hub thread, right after the caller's look
+            return flag
+
+        @cancelled.setter
+        def cancelled(self, value: bool) -> None:
+            self._flag = value
+
+    handle = FiresWhenFirstLookedAt()
+    hub._timers.append((0.0, 0, handle))
+    handle._armed = True
+    hub.cancel_timer(handle)
+    assert fired == [True]
+    assert not hub._timers
+    assert hub.pending_timers() == 0

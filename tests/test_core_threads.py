@@ -13,6 +13,7 @@ import pytest
 
 import threadpatch
 from threadpatch import ThreadCancelled, ThreadError, ThreadTimeout, _core, cancel, current, spawn
+from threadpatch._core import _natives
 
 
 def test_spawn_join_returns_result() -> None:
@@ -341,6 +342,51 @@ def test_cancel_plain_thread_before_it_touches_threadpatch() -> None:
     go.set()
     th.join(10)
     assert log == ["cancelled"]
+
+
+def _cancelled_quiet_plain_thread() -> int:
+    """Cancel a plain thread that ends without using threadpatch again; return its ident."""
+    gate = _natives.allocate_lock()
+    gate.acquire()
+
+    def quiet() -> None:
+        gate.acquire()  # native: not a cancellation point, and no threadpatch call
+
+    th = threading.Thread(target=quiet)
+    th.start()
+    assert cancel(th, blocking=False) is False
+    gate.release()
+    th.join(10)
+    assert th.ident is not None
+    return th.ident
+
+
+def test_a_cancel_request_dies_with_its_plain_thread() -> None:
+    # Thread idents are reused: a later thread with the ident of a cancelled
+    # plain thread that never used threadpatch again must not be born cancelled.
+    ident = _cancelled_quiet_plain_thread()
+    outcomes = []
+
+    def fresh() -> None:
+        try:
+            threadpatch.sleep(0)
+            outcomes.append((threading.get_ident(), "ran"))
+        except ThreadCancelled:
+            outcomes.append((threading.get_ident(), "cancelled"))
+
+    for _ in range(50):  # glibc hands the last thread's stack (and ident) to the next one
+        th = threading.Thread(target=fresh)
+        th.start()
+        th.join(10)
+        if th.ident == ident:
+            break
+    assert ident in {i for i, _ in outcomes}, "no later thread reused the ident"
+    assert all(what == "ran" for _, what in outcomes), outcomes
+
+
+def test_a_cancel_request_for_an_ended_plain_thread_is_forgotten() -> None:
+    ident = _cancelled_quiet_plain_thread()
+    assert all(s.ident != ident for s in _core.all_states())
 
 
 def test_cancel_bad_argument() -> None:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -649,6 +650,61 @@ def test_semaphore_release_to_cancelled_waiter_is_passed_on(
     b.join(timeout=5)
     assert got == [True]
     assert sem._value == 0
+
+
+def _call_cancelled_while_another_thread_is_inside(
+    cond: Condition, call: Callable[[], object]
+) -> None:
+    """Run ``call`` in a cancelled thread while this thread holds ``cond`` (the primitive's own).
+
+    The cancelled thread must wait for the lock -- a few statements of
+    another thread, not a blocking wait -- and then complete ``call``.
+    """
+    outcome: list[BaseException | None] = []
+
+    def body() -> None:
+        threadpatch.current().cancel()  # recorded: raised at the next blocking point
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with cond:
+        t = spawn(body)
+        deadline = time.monotonic() + 10
+        while not t.done():  # until it has failed, or waits for the lock we hold
+            frame = sys._current_frames().get(t.ident or 0)
+            if frame is not None and frame.f_code is Condition.__enter__.__code__:
+                break
+            assert time.monotonic() < deadline, "the thread neither ended nor waited for the lock"
+            time.sleep(0.0005)  # polling the thread's frame, not synchronising on time
+    t.join(timeout=10)
+    assert outcome == [None]
+
+
+@pytest.mark.parametrize("semtype", [Semaphore, BoundedSemaphore])
+def test_cancelled_thread_releases_a_semaphore_another_thread_is_inside(
+    semtype: type[Semaphore],
+) -> None:
+    # ``with sem:`` in a cancelled thread: the release is clean-up and must not
+    # be lost because another thread was in acquire() or release() just then.
+    sem = semtype(1)
+    sem.acquire()
+    _call_cancelled_while_another_thread_is_inside(sem._cond, sem.release)
+    assert sem.statistics().value == 1
+
+
+def test_cancelled_thread_sets_an_event_another_thread_is_inside() -> None:
+    ev = Event()
+    _call_cancelled_while_another_thread_is_inside(ev._cond, ev.set)
+    assert ev.is_set()
+
+
+def test_cancelled_thread_aborts_a_barrier_another_thread_is_inside() -> None:
+    barrier = Barrier(2)
+    _call_cancelled_while_another_thread_is_inside(barrier._cond, barrier.abort)
+    assert barrier.broken
 
 
 def test_semaphore_arguments() -> None:

@@ -548,6 +548,7 @@ for _lock_cls, _rlock_cls in LOCK_IMPLEMENTATIONS.values():
 
 #: Exact types whose ``locked()`` tells Condition whether the lock is held.
 _PLAIN_LOCKS = tuple(impl[0] for impl in LOCK_IMPLEMENTATIONS.values())
+_NATIVE_LOCK = type(_allocate_lock())
 
 if TYPE_CHECKING:
     Lock = PyLock
@@ -663,6 +664,9 @@ class Condition:
         if type(lock) in _PLAIN_LOCKS:
             self._is_owned = lock.locked
             self._try_reacquire = lock._try_acquire
+        elif type(lock) is _NATIVE_LOCK:
+            self._is_owned = lock.locked
+            self._try_reacquire = functools.partial(lock.acquire, False)
         self._waiters: _core.WaitQueue[_CondWaiter] = _WaitQueue()
 
     def _at_fork_reinit(self) -> None:
@@ -780,6 +784,14 @@ class Condition:
 
 
 # -- Semaphores ------------------------------------------------------------------
+#
+# Semaphore, Event and Barrier guard their state with a
+# *native* lock under their Condition.  It is only ever held for a few
+# statements (every wait is in Condition.wait, which releases it), so waiting
+# for it is not blocking in the user's sense and must not be a cancellation
+# point: a cancelled thread's ``release()`` or ``set()`` -- clean-up, as in
+# ``with sem:`` -- must not fail because another thread was inside ``acquire``
+# at that moment.  The waits themselves stay cancellable.
 
 
 class Semaphore:
@@ -790,7 +802,7 @@ class Semaphore:
     def __init__(self, value: int = 1) -> None:
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
-        self._cond = Condition(Lock())
+        self._cond = Condition(_allocate_lock())  # native: see the note above Semaphore
         self._value = value
 
     def __repr__(self) -> str:
@@ -886,7 +898,7 @@ class Event:
     __module__ = "threadpatch"
 
     def __init__(self) -> None:
-        self._cond = Condition(Lock())
+        self._cond = Condition(_allocate_lock())  # native: see the note above Semaphore
         self._flag: bool = False
 
     def __repr__(self) -> str:
@@ -951,7 +963,7 @@ class Barrier:
     ) -> None:
         if parties < 1:
             raise ValueError("parties must be > 0")
-        self._cond = Condition(Lock())
+        self._cond = Condition(_allocate_lock())  # native: see the note above Semaphore
         self._action = action
         self._timeout = timeout
         self._parties = parties

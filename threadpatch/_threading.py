@@ -54,10 +54,13 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
         _core.cancel(self, blocking=False)
     me = _core.current_state()
     deadline = math.inf if timeout is None else _monotonic() + max(timeout, 0)
-    ident = self.ident
-    target = _core.state_for_ident(ident) if ident is not None else None
-    # Only a state bound to its thread is finished when the thread ends.
-    watching = target is not None and target.bound and target.add_done_callback(me.unpark)
+    # Only a state the thread has bound ends with it: one made for it by a
+    # cancel (see state_for_thread) is not finished if it ends without using
+    # threadpatch, so that one is polled like an unknown thread.
+    target = _core.state_for_thread(self)
+    watching = (
+        target is not None and target.for_thread is None and target.add_done_callback(me.unpark)
+    )
     try:
         while self.is_alive():
             remaining = deadline - _monotonic()

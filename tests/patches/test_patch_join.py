@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -80,6 +81,23 @@ def test_join_returns_when_the_thread_ends(wait_all_threads_blocked: object) -> 
     wait_all_threads_blocked(expected=1)  # type: ignore[operator]
     gate.release()  # type: ignore[attr-defined]
     joiner.join(timeout=10)
+    assert not t.is_alive()
+
+
+def test_join_of_a_cancelled_plain_thread_returns_when_it_ends() -> None:
+    # The cancel made a threadpatch state for the thread, which it never
+    # binds (it never uses threadpatch again): that state cannot say when the
+    # thread ends, so the joiner must not wait for it to.
+    t, gate = _blocked_plain_thread()
+    assert threadpatch.cancel(t, blocking=False) is False
+    joiner = threadpatch.spawn(_threading.join, t)
+    deadline = time.monotonic() + 10
+    while not joiner._state.parked:  # the joiner waits in join (the other thread never parks)
+        assert time.monotonic() < deadline, "the joiner never waited"
+        time.sleep(0.0005)  # polling the joiner's state, not synchronising on time
+    gate.release()  # type: ignore[attr-defined]
+    assert joiner.wait(timeout=10), "join() of the ended thread never returned"
+    assert joiner.exception is None
     assert not t.is_alive()
 
 

@@ -30,7 +30,7 @@ from ._state import (
     WaitQueue,
     all_states,
     current_state,
-    state_for_ident,
+    state_for_thread,
 )
 from ._thread import Thread, cancel, current, in_ctrl_c_cleanup, spawn
 
@@ -64,7 +64,7 @@ __all__ = [
     "shield",
     "sleep",
     "spawn",
-    "state_for_ident",
+    "state_for_thread",
     "timeout_after",
     "watch_exit",
 ]

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _natives
 from ._hub import get_hub
 from ._scopes import shield
-from ._state import ParkingLot, ThreadState, all_states, current_state, state_for_ident
+from ._state import ParkingLot, ThreadState, all_states, current_state, state_for_thread
 from ._thread import quiet_cancelled_plain_threads, spawn
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def cancel_everything(grace: float = CTRL_C_GRACE) -> list[str]:
         ident = thread.ident
         if ident in (me.ident, hub) or thread.daemon or isinstance(thread, dummy):
             continue
-        state_for_ident(ident, create=True)
+        state_for_thread(thread, create=True)
     targets = [s for s in all_states() if s is not me and not s.finished]
     return cancel_states(targets, grace)
 

@@ -46,15 +46,23 @@ __all__ = ["Hub", "TimerHandle", "get_hub", "is_hub_thread"]
 class TimerHandle:
     """A pending hub timer; :meth:`cancel` stops it from firing."""
 
-    __slots__ = ("callback", "cancelled", "deadline")
+    __slots__ = ("_hub", "callback", "cancelled", "deadline")
 
-    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+    def __init__(
+        self, deadline: float, callback: Callable[[], None], hub: Hub | None = None
+    ) -> None:
         self.deadline = deadline
         self.callback = callback
+        # True once cancelled or fired; set only under the hub's lock (the
+        # hub keeps count of the cancelled entries still in its heap).
         self.cancelled = False
+        self._hub = hub
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if self._hub is not None:
+            self._hub.cancel_timer(self)
+        else:
+            self.cancelled = True
 
 
 class Hub:
@@ -187,7 +195,7 @@ class Hub:
         The callback must not block: it typically marks a thread and wakes it.
         """
         self.ensure_started()
-        handle = TimerHandle(deadline, callback)
+        handle = TimerHandle(deadline, callback, self)
         with self._lock:
             timers = self._timers
             poke = not timers or deadline < timers[0][0]
@@ -198,10 +206,14 @@ class Hub:
 
     def cancel_timer(self, handle: TimerHandle) -> None:
         """Cancel a timer; the heap is compacted when cancelled entries dominate."""
-        if handle.cancelled:
+        if handle.cancelled:  # fired or cancelled: it never becomes pending again
             return
-        handle.cancelled = True
         with self._lock:
+            # Look again under the lock: the hub may have fired it meanwhile,
+            # and then it is no longer in the heap to be counted.
+            if handle.cancelled:
+                return
+            handle.cancelled = True
             self._cancelled_timers += 1
             if self._cancelled_timers > 256 and self._cancelled_timers * 2 > len(self._timers):
                 self._timers = [t for t in self._timers if not t[2].cancelled]

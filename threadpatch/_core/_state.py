@@ -39,7 +39,7 @@ __all__ = [
     "WaitQueue",
     "all_states",
     "current_state",
-    "state_for_ident",
+    "state_for_thread",
 ]
 
 _allocate_lock = _natives.allocate_lock
@@ -72,9 +72,9 @@ class ThreadState:
         "_poller",
         "_wake_fd",
         "blocked_on",
-        "bound",
         "cancel_requested",
         "finished",
+        "for_thread",
         "handle",
         "ident",
         "interrupt",
@@ -102,15 +102,15 @@ class ThreadState:
         self.ident: int | None = None
         self.native_id: int | None = None
         self.handle: object = None
-        # Running with this state as its own: its end will call finish().  A
-        # state made for a plain thread by cancel() is not, until that thread
-        # next uses threadpatch (it may end first, and never finish the state).
-        self.bound = False
         self.cancel_requested = False
         self.scopes: list[ScopeLike] = []
         self.parked = False
         self.blocked_on: object = None
         self.finished = False
+        # The plain thread this state was made for by another thread (a cancel
+        # that came before the thread used threadpatch); None once the thread
+        # has bound it, or when a thread made its own.  See ``state_for_thread``.
+        self.for_thread: threading.Thread | None = None
         # A dead hub must fail every blocking call, also in threads born later.
         self.interrupt = get_hub().failure is not None
 
@@ -523,20 +523,28 @@ def _thread_name(ident: int) -> str:
 def bind_current(state: ThreadState | None) -> ThreadState:
     """Attach ``state`` (a new one if None) to the calling thread."""
     ident = _natives.get_ident()
+    native_id = threading.get_native_id()
+    stale = None
     with _registry_lock:
         if state is None:
             state = _by_ident.get(ident)  # created early by cancel(threading.Thread)?
+            if state is not None and state.for_thread is not None and state.native_id != native_id:
+                # Made for an earlier thread that had this ident and ended
+                # without binding it: its cancel request is not ours.
+                stale, state = state, None
             if state is None or state.finished:
                 state = ThreadState()
         _unbound.discard(state)
         state.ident = ident
+        state.for_thread = None  # from now on it lives and dies with this thread
         _by_ident[ident] = state
+    if stale is not None:
+        stale.finish()
     if state.name is None:
         state.name = _thread_name(ident)
-    state.native_id = threading.get_native_id()
+    state.native_id = native_id
     _tls.state = state
     _tls.reaper = _Reaper(state)
-    state.bound = True
     return state
 
 
@@ -546,25 +554,63 @@ def register_unbound(state: ThreadState) -> None:
         _unbound.add(state)
 
 
-def state_for_ident(ident: int, create: bool = False) -> ThreadState | None:
-    """The state of the thread ``ident``; with ``create``, make one for it."""
+def _outlived(state: ThreadState, thread: threading.Thread | None = None) -> bool:
+    """True if ``state`` was made for a plain thread that is not ``thread`` or has ended.
+
+    Such a state is never bound by its thread (which ended without using
+    threadpatch), so nothing else would ever finish it.
+    """
+    made_for = state.for_thread
+    return made_for is not None and (made_for is not thread or not made_for.is_alive())
+
+
+def state_for_thread(thread: threading.Thread, create: bool = False) -> ThreadState | None:
+    """The state of the running plain ``thread``; with ``create``, make one for it.
+
+    A state made here (to cancel a thread that has not used threadpatch yet)
+    is bound by the thread when it first uses threadpatch, and dropped if the
+    thread ends first: thread idents are reused, and a later thread with the
+    same ident must not inherit it.  The caller checks that the thread runs;
+    a thread that ends meanwhile gets a finished state.
+    """
+    ident = thread.ident
+    if ident is None:
+        return None
     with _registry_lock:
         state = _by_ident.get(ident)
-        if state is None and create:
-            state = ThreadState(_thread_name(ident))
-            state.ident = ident
-            _by_ident[ident] = state
-        return state
+        stale = state is not None and _outlived(state, thread)
+        if stale or (state is None and create):
+            if stale:
+                _by_ident.pop(ident)
+            old, state = state, None
+            if create:
+                state = ThreadState(_thread_name(ident))
+                state.ident = ident
+                state.native_id = thread.native_id
+                state.for_thread = thread
+                _by_ident[ident] = state
+        else:
+            old = None
+    if old is not None:
+        old.finish()
+    if state is not None and state.for_thread is thread and not thread.is_alive():
+        state.finish()  # it ended between the caller's check and now
+    return state
 
 
 def all_states() -> list[ThreadState]:
     """Every live thread threadpatch knows: spawned, adopted, or marked for cancel.
 
     The hub thread is never among them: it cannot be cancelled or waited for.
+    States made for plain threads that have ended meanwhile are dropped here.
     """
     hub_ident = get_hub().ident
     with _registry_lock:
-        return [s for s in (*_by_ident.values(), *_unbound) if s.ident != hub_ident]
+        states = [s for s in (*_by_ident.values(), *_unbound) if s.ident != hub_ident]
+    outlived = [s for s in states if _outlived(s, s.for_thread)]
+    for state in outlived:
+        state.finish()
+    return [s for s in states if s not in outlived] if outlived else states
 
 
 def _on_hub_failure() -> None:

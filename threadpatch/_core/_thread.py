@@ -23,7 +23,7 @@ from ._state import (
     bind_current,
     current_state,
     register_unbound,
-    state_for_ident,
+    state_for_thread,
 )
 
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ def cancel(
     if not thread.is_alive():
         return True
     quiet_cancelled_plain_threads()
-    state = state_for_ident(thread.ident, create=True)
+    state = state_for_thread(thread, create=True)
     assert state is not None
     handle = state.handle if isinstance(state.handle, Thread) else Thread._make(state, thread)
     if handle.cancel(blocking=False) or state is current_state():

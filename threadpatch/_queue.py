@@ -48,7 +48,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ._core import WaitQueue, _natives
-from ._sync import ConditionStatistics, wait_for, waiter_for_current_thread
+from ._sync import Condition, ConditionStatistics, wait_for, waiter_for_current_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,6 +64,7 @@ __all__ = [
     "QueueStatistics",
     "SimpleQueue",
     "SimpleQueueStatistics",
+    "stdlib_queue_init",
 ]
 
 T = TypeVar("T")
@@ -595,3 +596,32 @@ class SimpleQueue(Generic[T]):
     def statistics(self) -> SimpleQueueStatistics:
         """A snapshot: ``qsize`` and the number of ``waiting`` getters."""
         return SimpleQueueStatistics(len(self._queue), len(self._waiters))
+
+
+# -- the stdlib Queue while patched ---------------------------------------------
+
+_stdlib_queue_init = _stdlib_queue.Queue.__init__
+
+
+def stdlib_queue_init(self: _stdlib_queue.Queue[Any], maxsize: int = 0) -> None:
+    """``queue.Queue.__init__`` under the patch: a native ``mutex`` under cancellable conditions.
+
+    The stdlib Queue builds its ``mutex`` and conditions from ``threading``
+    names, so while patched its mutex would be a threadpatch ``Lock``, whose
+    contended acquire is a cancellation point: a ``put_nowait()`` or
+    ``get_nowait()`` in a cancelled thread's clean-up (urllib3 returning a
+    connection to its pool) would fail whenever another thread was inside
+    the queue for a few statements.  The mutex is only ever held for those
+    few statements, so it is native here, as in threadpatch's own Queue;
+    the waits (``not_empty``, ``not_full``, ``all_tasks_done``) stay
+    cancellable.  Subclasses (``LifoQueue``, ``PriorityQueue``, users') run
+    their ``_init`` as usual.
+    """
+    _stdlib_queue_init(self, maxsize)
+    if not isinstance(self.not_empty, Condition):
+        return  # the threading set is off: the stdlib's own objects, untouched
+    mutex = _natives.allocate_lock()
+    self.mutex = mutex
+    self.not_empty = Condition(mutex)  # type: ignore[assignment]
+    self.not_full = Condition(mutex)  # type: ignore[assignment]
+    self.all_tasks_done = Condition(mutex)  # type: ignore[assignment]

@@ -6,18 +6,10 @@ import queue
 import sys
 import time
 
-import pytest
-
 import threadpatch
 from threadpatch import _sync
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a stdlib Queue made while patched has a threadpatch Lock as its "
-    "mutex, whose contended acquire is a cancellation point, so put_nowait() in a "
-    "cancelled thread fails while another thread is inside put/get",
-)
 def test_cancelled_thread_puts_without_waiting_while_another_thread_is_inside() -> None:
     # urllib3 returns a connection to its pool (a LifoQueue) this way in the
     # finally of a cancelled request: the put must not fail just because
@@ -46,3 +38,23 @@ def test_cancelled_thread_puts_without_waiting_while_another_thread_is_inside() 
     t.join(timeout=10)
     assert outcome == [None]
     assert q.get_nowait() == 1
+
+
+def test_stdlib_queues_made_while_patched_keep_cancellable_waits(wait_all_threads_blocked) -> None:
+    with threadpatch.patched():
+        queues = [queue.Queue(), queue.LifoQueue(), queue.PriorityQueue()]
+    for q in queues:
+        assert isinstance(q.not_empty, _sync.Condition)
+        assert q.not_empty._lock is q.mutex is q.not_full._lock is q.all_tasks_done._lock
+        t = threadpatch.spawn(q.get)
+        wait_all_threads_blocked(expected=1)
+        assert t.cancel(timeout=10)
+        assert t.cancelled
+        q.put(5)  # after unpatching, the queue still works
+        assert q.get_nowait() == 5
+
+
+def test_stdlib_queue_untouched_without_the_threading_set() -> None:
+    with threadpatch.patched(threading=False, queue=True):
+        q: queue.Queue[int] = queue.Queue()
+    assert type(q.not_empty) is threadpatch.original("threading", "Condition")

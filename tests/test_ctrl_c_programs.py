@@ -111,6 +111,7 @@ def interrupt(code: str, how: str) -> tuple[subprocess.CompletedProcess[str], fl
     """Run ``code`` as a script patched ``how``, SIGINT it once READY; return result and delay."""
     env = dict(os.environ)
     env.pop("THREADPATCH_AUTOPATCH", None)
+    env["PYTHONFAULTHANDLER"] = "1"
     fd, script = tempfile.mkstemp(suffix=".py", prefix="tp-ctrl-c-")
     with os.fdopen(fd, "w") as f:
         f.write(code)
@@ -134,9 +135,9 @@ def interrupt(code: str, how: str) -> tuple[subprocess.CompletedProcess[str], fl
         try:
             out, err = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack to stderr
             out, err = proc.communicate(timeout=10)
-            pytest.fail(f"the program hung after Ctrl-C: {out!r} {err!r}")
+            pytest.fail(f"the program hung after Ctrl-C: {out!r}\n{err}")
         elapsed = time.monotonic() - t0
     finally:
         proc.kill()
@@ -248,3 +249,53 @@ def test_thread_stuck_outside_patched_calls_does_not_hold_the_exit() -> None:
     result, elapsed = interrupt(PRELUDE + "KIND = 'sleep'\n" + textwrap.dedent(body), "cli")
     check_interrupted(result, elapsed)
     assert "'native-waiter'" in result.stderr
+
+
+SIGNAL_ELSEWHERE = """
+import signal, socket, sys, threading, time, select
+import threadpatch
+from threadpatch import _core
+threadpatch.patch_all()
+signal.signal(signal.SIGINT, signal.default_int_handler)
+main = _core.current_state()
+armed = []
+
+def poke():
+    while not (armed and main.parked):
+        _core._natives.sleep(0.001)
+    # Delivered to this thread: its C handler only flags the signal, and the
+    # main thread, asleep in a wait, gets no EINTR to notice it by.
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+threading.Thread(target=poke, daemon=True).start()
+a, b = socket.socketpair()
+sleeper = threading.Thread(target=time.sleep, args=(30,), daemon=True)
+sleeper.start()
+try:
+    armed.append(1)
+    WAIT
+except KeyboardInterrupt:
+    print("KeyboardInterrupt in the main thread")
+"""
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [
+        "threading.Event().wait()",
+        "time.sleep(30)",
+        "(lambda lock: lock.acquire() and lock.acquire())(threading.Lock())",
+        "a.recv(1)",
+        "select.select([a], [], [])",
+        "sleeper.join()",
+    ],
+)
+def test_signal_handled_in_another_thread_still_interrupts_the_main_thread(wait: str) -> None:
+    # A signal whose C handler ran outside the main thread's wait (in another
+    # thread here; or just before the wait blocked) must still raise
+    # KeyboardInterrupt in the main thread's patched wait, not wait forever.
+    code = SIGNAL_ELSEWHERE.replace("WAIT", wait)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.stdout.strip() == "KeyboardInterrupt in the main thread", proc.stderr

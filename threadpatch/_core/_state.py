@@ -45,6 +45,14 @@ __all__ = [
 _allocate_lock = _natives.allocate_lock
 _monotonic = _natives.monotonic
 _TIMEOUT_MAX = _natives.TIMEOUT_MAX
+
+#: Longest the main thread blocks in one go (seconds).  Only the main thread
+#: runs Python signal handlers, and only between bytecodes: a signal whose C
+#: handler ran just before the thread blocked (or in another thread, which
+#: then cannot wake it) would wait for the next wake-up, so a Ctrl-C could go
+#: unnoticed while the main thread parks.  Waking every slice lets the
+#: interpreter run the pending handler; callers treat it as a spurious wake.
+MAIN_THREAD_SLICE = 0.05
 _T = TypeVar("_T")
 _ABSENT = object()
 
@@ -78,6 +86,7 @@ class ThreadState:
         "handle",
         "ident",
         "interrupt",
+        "is_main",
         "name",
         "native_id",
         "parked",
@@ -107,6 +116,7 @@ class ThreadState:
         self.parked = False
         self.blocked_on: object = None
         self.finished = False
+        self.is_main = False  # set when bound: the main thread waits in slices
         # The plain thread this state was made for by another thread (a cancel
         # that came before the thread used threadpatch); None once the thread
         # has bound it, or when a thread made its own.  See ``state_for_thread``.
@@ -174,6 +184,8 @@ class ThreadState:
         """
         if self.interrupt:
             self.deliver()
+        if self.is_main and (timeout is None or timeout > MAIN_THREAD_SLICE):
+            timeout = MAIN_THREAD_SLICE  # see MAIN_THREAD_SLICE: a spurious wake
         self.parked = True
         try:
             if timeout is None:
@@ -242,6 +254,8 @@ class ThreadState:
             # write to the wake fd: look again before blocking.
             if self.interrupt:
                 self.deliver()
+            if self.is_main and (timeout is None or timeout > MAIN_THREAD_SLICE):
+                timeout = MAIN_THREAD_SLICE  # see MAIN_THREAD_SLICE: a spurious wake
             if timeout is None or timeout == math.inf:
                 ready = poller.poll()
             else:
@@ -290,6 +304,8 @@ class ThreadState:
         try:
             if self.interrupt:
                 self.deliver()
+            if self.is_main and (timeout is None or timeout > MAIN_THREAD_SLICE):
+                timeout = MAIN_THREAD_SLICE  # see MAIN_THREAD_SLICE: a spurious wake
             if timeout is None or timeout == math.inf:
                 ready = poller.poll()
             else:
@@ -543,6 +559,7 @@ def bind_current(state: ThreadState | None) -> ThreadState:
     if state.name is None:
         state.name = _thread_name(ident)
     state.native_id = native_id
+    state.is_main = threading.main_thread().ident == ident
     _tls.state = state
     _tls.reaper = _Reaper(state)
     return state
@@ -645,6 +662,7 @@ def _after_fork_in_child() -> None:
         me._lock = _allocate_lock()
         me.ident = _natives.get_ident()
         me.native_id = threading.get_native_id()
+        me.is_main = threading.main_thread().ident == me.ident
         _by_ident[me.ident] = me
         me.recompute_interrupt()
 

@@ -30,15 +30,26 @@ signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's fore
 def say(line):
     os.write(1, (line + "\\n").encode())
 
+def wait_blocked(count):
+    me = _core.current_state()
+    while True:
+        others = [s for s in _core.all_states() if not s.finished and s is not me]
+        if len(others) >= count and all(s.parked for s in others):
+            return
+        _core._natives.sleep(0.001)
+
 def announce_when_blocked(count):
     def watch():
-        while True:
-            others = [s for s in _core.all_states() if not s.finished]
-            if len(others) >= count and all(s.parked for s in others):
-                break
-            _core._natives.sleep(0.001)
+        wait_blocked(count)
         say("READY")
     threading.Thread(target=watch, daemon=True).start()
+
+def announce_at_exit(count):
+    # From the main thread inside threading._shutdown, just before it waits
+    # for the threads: a SIGINT now finds the main program ended.  (One that
+    # lands in the last bytecodes of the program can hit a weakref callback
+    # run at that moment, where CPython reports and drops the exception.)
+    threading._register_atexit(lambda: (wait_blocked(count), say("READY")))
 
 silent = socket.socket()
 silent.bind(("127.0.0.1", 0))
@@ -101,7 +112,7 @@ MAIN = {
 def program(threads: str, kind: str, main: str) -> str:
     body = textwrap.dedent(THREADS[threads]) if threads in THREADS else threads
     if main == "exit":  # the main program ends; the interpreter waits for the threads
-        tail = "announce_when_blocked(2)\n"
+        tail = "announce_at_exit(2)\n"
     else:
         tail = f"{MAIN[main]}\nannounce_when_blocked(3)\nblocking_call_main()\n"
     return PRELUDE + f"KIND = {kind!r}\n" + body + tail

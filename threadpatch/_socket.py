@@ -247,10 +247,7 @@ def _retry(sock: Any, func: Callable[..., T], args: tuple[Any, ...], events: int
     if wait is _native_wait and isinstance(sock, socket):
         sock._tp_wait = 0  # never poll-first in the hub thread (see socket.recv)
     if timeout is None:
-        # The C wait blocks in one poll: not for the main thread (MAIN_THREAD_SLICE).
-        fast = (
-            None if wait is _native_wait or _current_state().is_main else _wait_and_call.get(func)
-        )
+        fast = None if wait is _native_wait else _wait_and_call.get(func)
         while True:
             if fast is not None:
                 result = fast(_current_state(), sock, *args)
@@ -718,8 +715,8 @@ class socket(_std.socket):
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         if self._tp_wait and self._tp_timeout is None:
             self._tp_wait -= 1
-            if _poll_recv is not None and not (state := _current_state()).is_main:
-                data = _poll_recv(state, self, bufsize, flags)
+            if _poll_recv is not None:
+                data = _poll_recv(_current_state(), self, bufsize, flags)
                 if data is not None:
                     return data
             elif type(bufsize) is int and bufsize > 0:  # else the C recv raises or returns
@@ -735,8 +732,8 @@ class socket(_std.socket):
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:  # keywords too
         if self._tp_wait and self._tp_timeout is None:
             self._tp_wait -= 1
-            if _poll_recv_into is not None and not (state := _current_state()).is_main:
-                n = _poll_recv_into(state, self, buffer, nbytes, flags)
+            if _poll_recv_into is not None:
+                n = _poll_recv_into(_current_state(), self, buffer, nbytes, flags)
                 if n is not None:
                     return n
             elif _plain_into(buffer, nbytes):  # else the C recv_into below raises

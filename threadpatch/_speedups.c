@@ -803,15 +803,18 @@ wait_end(PyObject *state)
     slot_set(state, off_parked, Py_False);
 }
 
-/* Without the GIL: wait for `fd` or the eventfd.  Returns the revents of
+#define MAIN_THREAD_SLICE_MS 50
+
+/* Without the GIL: wait for `fd` or the eventfd, at most `timeout_ms` (-1:
+ * no limit).  Returns the revents of
  * `fd` (0: only a wake-up), or -1 with *err set. */
 static int
-poll_wait(int fd, int wake_fd, int *err)
+poll_wait(int fd, int wake_fd, int timeout_ms, int *err)
 {
     struct pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     uint64_t counter;
 
-    if (poll(fds, 2, -1) < 0) {
+    if (poll(fds, 2, timeout_ms) < 0) {
         *err = errno;
         return -1;
     }
@@ -852,14 +855,26 @@ static int
 state_poll_recv(PyObject *state, PyObject *sock, int fd, char *buf, Py_ssize_t len, int flags,
                 Py_ssize_t *n, int *err)
 {
-    int wake_fd, revents;
-    int r = wait_begin(state, &wake_fd);
+    int wake_fd, revents, timeout_ms = -1, r;
+    /* The main thread waits in slices (MAIN_THREAD_SLICE in _core/_state.py):
+     * a timeout reads as a wake-up, and the Python loop around this call
+     * lets the interpreter run a signal handler that could not interrupt
+     * the poll. */
+    PyObject *is_main = PyObject_GetAttrString(state, "is_main");
 
+    if (is_main == NULL) {
+        return -1;
+    }
+    if (is_main == Py_True) {
+        timeout_ms = MAIN_THREAD_SLICE_MS;
+    }
+    Py_DECREF(is_main);
+    r = wait_begin(state, &wake_fd);
     if (r <= 0) {
         return r;
     }
     Py_BEGIN_ALLOW_THREADS
-    revents = poll_wait(fd, wake_fd, err);
+    revents = poll_wait(fd, wake_fd, timeout_ms, err);
     Py_END_ALLOW_THREADS
     wait_end(state);
     *n = -1;

@@ -34,7 +34,8 @@ import socket as std_socket
 import ssl as std_ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -46,9 +47,6 @@ from threadpatch import ssl as tp_ssl
 
 from .servers import BacklogServer, TLSCerts
 from .test_socket import wait_path  # noqa: F401 - the fixture: C and pure-Python socket methods
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 Outcome = tuple[Any, Any]
 
@@ -311,25 +309,46 @@ def _into(receive: Callable[[bytearray], int]) -> bytes:
     return bytes(buf[: receive(buf)])
 
 
-def receive_shutdown(
-    op: Callable[[Any], object], how: int
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
+Build = Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]
+
+
+def shutdown_case(
+    op: Callable[[Any], object],
+    how: int = std_socket.SHUT_RDWR,
+    *,
+    tls: bool = False,
+    fill: bool = False,
+) -> Build:
+    """``op`` on one end of a pair (TLS: the client side) waits; another thread shuts it down."""
+
     def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        a, _ = s.pair()
+        a, _ = s.tls_pair() if tls else s.pair()
+        if fill:
+            s.fill(a)  # its send buffer is full: a send waits
         return (lambda: op(a)), lambda: a.shutdown(how)
 
     return build
 
 
-def receive_close(
-    op: Callable[[Any], object],
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
+def close_case(
+    op: Callable[[Any], object], *, tls: bool = False, fill: bool = False, peer_leaves: bool = False
+) -> Build:
+    """``op`` waits; another thread closes it, then the peer sends, or leaves (``peer_leaves``).
+
+    What the peer does wakes the wait (a receive by data, a send by the peer's close).
+    """
+
     def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        a, b = s.pair()
+        a, peer = s.tls_pair() if tls else s.pair()
+        if fill:
+            s.fill(a)
 
         def act() -> None:
             a.close()
-            b.send(b"x")
+            if peer_leaves:
+                peer.close()  # the peer is gone
+            else:
+                peer.send(b"x")
 
         return (lambda: op(a)), act
 
@@ -380,33 +399,6 @@ def connect_shutdown(s: Setup) -> tuple[Callable[[], object], Callable[[], None]
     return (lambda: sock.connect(srv.address)), lambda: sock.shutdown(std_socket.SHUT_RDWR)
 
 
-def send_shutdown(
-    op: Callable[[Any], object],
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
-    def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        a, _ = s.pair()
-        s.fill(a)
-        return (lambda: op(a)), lambda: a.shutdown(std_socket.SHUT_RDWR)
-
-    return build
-
-
-def send_close(
-    op: Callable[[Any], object],
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
-    def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        a, b = s.pair()
-        s.fill(a)
-
-        def act() -> None:
-            a.close()
-            b.close()  # wakes the wait: the peer is gone
-
-        return (lambda: op(a)), act
-
-    return build
-
-
 def readline_shutdown(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
     a, _ = s.pair()
     f = a.makefile("rb")
@@ -436,61 +428,11 @@ TLS_READS: dict[str, Callable[[Any], object]] = {
 }
 
 
-def tls_read_shutdown(
-    op: Callable[[Any], object], how: int
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
-    def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        c, _ = s.tls_pair()
-        return (lambda: op(c)), lambda: c.shutdown(how)
-
-    return build
-
-
-def tls_read_close(
-    op: Callable[[Any], object],
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
-    def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        c, peer = s.tls_pair()
-
-        def act() -> None:
-            c.close()
-            peer.send(b"x")
-
-        return (lambda: op(c)), act
-
-    return build
-
-
 TLS_WRITES: dict[str, Callable[[Any], object]] = {
     "write": lambda c: c.write(BIG),
     "send": lambda c: c.send(BIG),
     "sendall": lambda c: c.sendall(BIG),
 }
-
-
-def tls_write_shutdown(
-    op: Callable[[Any], object],
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
-    def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        c, _ = s.tls_pair()
-        return (lambda: op(c)), lambda: c.shutdown(std_socket.SHUT_RDWR)
-
-    return build
-
-
-def tls_write_close(
-    op: Callable[[Any], object],
-) -> Callable[[Setup], tuple[Callable[[], object], Callable[[], None]]]:
-    def build(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-        c, peer = s.tls_pair()
-
-        def act() -> None:
-            c.close()
-            peer.close()  # wakes the wait: the peer is gone
-
-        return (lambda: op(c)), act
-
-    return build
 
 
 def _unwrapped(c: Any) -> str:
@@ -501,16 +443,6 @@ def _unwrapped(c: Any) -> str:
 def tls_unwrap_shutdown(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
     c, _ = s.tls_pair()  # the peer never answers our close_notify: unwrap waits
     return (lambda: _unwrapped(c)), lambda: c.shutdown(std_socket.SHUT_RDWR)
-
-
-def tls_unwrap_close(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
-    c, peer = s.tls_pair()
-
-    def act() -> None:
-        c.close()
-        peer.close()
-
-    return (lambda: _unwrapped(c)), act
 
 
 def tls_readline_shutdown(s: Setup) -> tuple[Callable[[], object], Callable[[], None]]:
@@ -543,39 +475,38 @@ SELECT_CASES: dict[str, Case] = {
 }
 
 SOCKET_CASES: dict[str, Case] = {
-    **{
-        f"{name}_shutdown": Case(receive_shutdown(op, std_socket.SHUT_RDWR))
-        for name, op in RECEIVES.items()
-    },
-    "recv_shut_rd": Case(receive_shutdown(RECEIVES["recv"], std_socket.SHUT_RD)),
-    **{f"{name}_close": Case(receive_close(op)) for name, op in RECEIVES.items()},
+    **{f"{name}_shutdown": Case(shutdown_case(op)) for name, op in RECEIVES.items()},
+    "recv_shut_rd": Case(shutdown_case(RECEIVES["recv"], std_socket.SHUT_RD)),
+    **{f"{name}_close": Case(close_case(op)) for name, op in RECEIVES.items()},
     **{f"{name}_close_reused": Case(receive_close_reused(op)) for name, op in RECEIVES.items()},
     "accept_shutdown": Case(accept_shutdown),
     "connect_shutdown": Case(connect_shutdown),
-    "send_shutdown": Case(send_shutdown(lambda a: a.send(BIG))),
-    "sendall_shutdown": Case(send_shutdown(lambda a: a.sendall(BIG))),
-    "send_close": Case(send_close(lambda a: a.send(BIG))),
-    "sendall_close": Case(send_close(lambda a: a.sendall(BIG))),
+    "send_shutdown": Case(shutdown_case(lambda a: a.send(BIG), fill=True)),
+    "sendall_shutdown": Case(shutdown_case(lambda a: a.sendall(BIG), fill=True)),
+    "send_close": Case(close_case(lambda a: a.send(BIG), fill=True, peer_leaves=True)),
+    "sendall_close": Case(close_case(lambda a: a.sendall(BIG), fill=True, peer_leaves=True)),
     "readline_shutdown": Case(readline_shutdown),
     "readline_close": Case(readline_close),
 }
 
 TLS_CASES: dict[str, Case] = {
+    **{f"tls_{name}_shutdown": Case(shutdown_case(op, tls=True)) for name, op in TLS_READS.items()},
     **{
-        f"tls_{name}_shutdown": Case(tls_read_shutdown(op, std_socket.SHUT_RDWR))
+        f"tls_{name}_shut_rd": Case(shutdown_case(op, std_socket.SHUT_RD, tls=True))
         for name, op in TLS_READS.items()
     },
+    **{f"tls_{name}_close": Case(close_case(op, tls=True)) for name, op in TLS_READS.items()},
     **{
-        f"tls_{name}_shut_rd": Case(tls_read_shutdown(op, std_socket.SHUT_RD))
-        for name, op in TLS_READS.items()
+        f"tls_{name}_shutdown": Case(shutdown_case(op, tls=True)) for name, op in TLS_WRITES.items()
     },
-    **{f"tls_{name}_close": Case(tls_read_close(op)) for name, op in TLS_READS.items()},
-    **{f"tls_{name}_shutdown": Case(tls_write_shutdown(op)) for name, op in TLS_WRITES.items()},
-    **{f"tls_{name}_close": Case(tls_write_close(op)) for name, op in TLS_WRITES.items()},
+    **{
+        f"tls_{name}_close": Case(close_case(op, tls=True, peer_leaves=True))
+        for name, op in TLS_WRITES.items()
+    },
     "tls_unwrap_shutdown": Case(tls_unwrap_shutdown),
     # The retried C shutdown() checks the socket first ("Underlying socket
     # connection gone"); the native one, inside its own loop, gets EBADF.
-    "tls_unwrap_close": Case(tls_unwrap_close, _is_os_error),
+    "tls_unwrap_close": Case(close_case(_unwrapped, tls=True, peer_leaves=True), _is_os_error),
     "tls_readline_shut_rd": Case(tls_readline_shutdown),
 }
 

@@ -84,6 +84,18 @@ def _script(tmp_path: Path, program: str) -> str:
     return str(path)
 
 
+def _run_patched(tmp_path: Path, program: str) -> str:
+    """Run ``program`` under ``python -m threadpatch``; its output (it must succeed)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "threadpatch", _script(tmp_path, program)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
 # -- trio --------------------------------------------------------------------------
 
 
@@ -112,14 +124,7 @@ def test_trio_run_with_threads_under_patch_all() -> None:
 
 
 def test_trio_imported_after_patching_runs_in_a_child(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "threadpatch", _script(tmp_path, TRIO_PROGRAM)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[1, 3, 5]"
+    assert _run_patched(tmp_path, TRIO_PROGRAM) == "[1, 3, 5]"
 
 
 def test_trio_entry_queue_lock_is_native_and_plain_rlocks_are_ours(tmp_path: Path) -> None:
@@ -232,14 +237,7 @@ def test_asyncio_in_a_child_started_with_the_cli(tmp_path: Path) -> None:
 
     print(asyncio.run(main()))
     """
-    proc = subprocess.run(
-        [sys.executable, "-m", "threadpatch", _script(tmp_path, program)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[1, 2, 3]"
+    assert _run_patched(tmp_path, program) == "[1, 2, 3]"
 
 
 # -- anyio -------------------------------------------------------------------------

@@ -153,8 +153,12 @@ def test_trio_entry_queue_lock_is_native_and_plain_rlocks_are_ours(tmp_path: Pat
 def test_trio_surfaces_keyboard_interrupt_in_a_child(tmp_path: Path) -> None:
     # SIGINT goes through trio's handler, which takes the entry queue's lock.
     program = """
-    import sys, threading, time
+    import signal, sys, threading, time
     import trio
+
+    # The test run may be a background job, started with SIGINT ignored; trio
+    # only installs its handler over the default one, as a terminal job has.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def worker(ready):
         ready.set()

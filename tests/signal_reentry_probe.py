@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import threadpatch
 from threadpatch import _sync
-from threadpatch._core import _state
+from threadpatch._core import _state, _wait
 
 if TYPE_CHECKING:
     from types import FrameType
 
 HANG_AFTER = 1.0
-OUR_FILES = (_sync.__file__, _state.__file__)
+OUR_FILES = (_sync.__file__, _state.__file__, _wait.__file__)
 
 
 class Hang(Exception):
@@ -132,7 +132,7 @@ def nested_wait(kind: str) -> str:
     lock = make(kind)
     handler_ran = threading.Event()
     holder_has_it = threading.Event()
-    me = _state.current_state()
+    me = threadpatch._core.current_state()
     main_ident = threading.get_ident()
 
     def holder() -> None:

@@ -84,7 +84,8 @@ def test_fast_paths_never_park(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object) -> Any:
         raise AssertionError("the fast path parked")
 
-    monkeypatch.setattr(_queue, "waiter_for_current_thread", boom)
+    monkeypatch.setattr(_core.ParkingLot, "park", boom)
+    monkeypatch.setattr(_core.ParkingLot, "park_until", boom)
     monkeypatch.setattr(_core.ThreadState, "park", boom)
     q: Queue[int] = Queue(maxsize=2)
     q.put(1)
@@ -145,7 +146,7 @@ def test_woken_then_cancelled_getter_hands_item_on(
         first.cancel(blocking=False)
         q._put("item")
         q.unfinished_tasks += 1
-        q._wake(q._getters)
+        q._getters.unpark_one()
     assert first.wait(5)
     assert first.cancelled
     assert second.join(timeout=5) == "item"

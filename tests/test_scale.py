@@ -17,7 +17,7 @@ import pytest
 
 import threadpatch
 from threadpatch import _sync
-from threadpatch._core import _state
+from threadpatch._core import _state, _wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,11 +28,14 @@ N = 200  # with a scan, cancelling these newest first compares ~N**2 / 2 times
 class _Counted:
     """A waiter standing in for a ThreadState; counts ``==`` against other waiters."""
 
-    __slots__ = ("compared", "state")
+    __slots__ = ("blocked_on", "blocked_since", "blocked_until", "compared", "state")
 
     def __init__(self, state: _state.ThreadState, compared: list[object]) -> None:
         self.state = state
         self.compared = compared
+        self.blocked_on: object = None
+        self.blocked_since = 0.0
+        self.blocked_until = 0.0
 
     def park(self, timeout: float | None = None) -> None:
         self.state.park(timeout)
@@ -51,14 +54,13 @@ class _Counted:
 def compared(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Make every thread wait as a :class:`_Counted`; the list of its comparisons."""
     calls: list[object] = []
-    real = _state.current_state
+    real = _wait.current_state
 
     def counted_state() -> Any:
         return _Counted(real(), calls)
 
-    # The two places where a wait picks the calling thread's waiter.
-    monkeypatch.setattr(_state, "current_state", counted_state)
-    monkeypatch.setattr(_sync, "_current_state", counted_state)
+    # The one place where a wait picks the calling thread's waiter.
+    monkeypatch.setattr(_wait, "current_state", counted_state)
     return calls
 
 

@@ -153,8 +153,7 @@ def _run(name: str, *args: object) -> Any:
     job = _Job(name, args, state)
     _submit(job)
     try:
-        while not job.done:
-            state.park()
+        _core.wait_until(lambda: job.done, reason=("dns", name, args[0] if args else None))
     except BaseException:
         with _lock:
             if not job.started:

@@ -41,14 +41,13 @@ Like ``threading``, the subclass hooks ``_init``, ``_qsize``, ``_put`` and
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import queue as _stdlib_queue
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from ._core import WaitQueue, _natives
-from ._sync import Condition, ConditionStatistics, wait_for, waiter_for_current_thread
+from ._core import INFINITE, ParkingLot, _natives, deadline_after
+from ._sync import Condition, ConditionStatistics, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,7 +77,6 @@ if _ShutDown is not None:
     __all__ += ["ShutDown"]
 
 _allocate_lock = _natives.allocate_lock
-_monotonic = _natives.monotonic
 
 
 class QueueStatistics(NamedTuple):
@@ -99,44 +97,6 @@ class SimpleQueueStatistics(NamedTuple):
     waiting: int
 
 
-def _wait_notified(mutex: Any, waiters: WaitQueue[Any], timeout: float | None) -> bool:
-    """Wait in ``waiters`` until popped by a notify, or ``timeout``; mutex held around.
-
-    Returns True if notified.  Wake-ups that are not a notification (a stale
-    permit) wait on.  If cancelled after a notification, the notification is
-    passed to the next waiter.  The mutex is held again on every way out.
-    """
-    waiter = waiter_for_current_thread()
-    deadline = None if timeout is None else _monotonic() + timeout
-    waiters.append(waiter)
-    mutex.release()
-    held = False
-    try:
-        while True:
-            if deadline is None:
-                waiter.park()
-            else:
-                remaining = deadline - _monotonic()
-                if remaining > 0:
-                    waiter.park(remaining)
-            mutex.acquire()
-            held = True
-            if waiter not in waiters:
-                return True  # a notify (or put/get/task_done) popped us
-            if deadline is not None and deadline - _monotonic() <= 0:
-                waiters.discard(waiter)
-                return False
-            mutex.release()
-            held = False
-    except BaseException:
-        if not held:
-            mutex.acquire()
-        # Notified, but leaving: hand the wake-up to the next waiter.
-        if not waiters.discard(waiter) and waiters:
-            waiters.popleft().unpark()
-        raise
-
-
 class QueueCondition:
     """``Queue.not_empty`` / ``not_full`` / ``all_tasks_done``: a Condition over ``mutex``.
 
@@ -149,11 +109,12 @@ class QueueCondition:
     """
 
     __module__ = "threadpatch"
-    __slots__ = ("_lock", "_waiters", "acquire", "release")
+    __slots__ = ("_lock", "_lot", "_waiters", "acquire", "release")
 
-    def __init__(self, mutex: Any, waiters: WaitQueue[Any]) -> None:
+    def __init__(self, mutex: Any, lot: ParkingLot) -> None:
         self._lock = mutex
-        self._waiters = waiters
+        self._lot = lot
+        self._waiters = lot.waiters
         self.acquire: Callable[..., bool] = mutex.acquire
         self.release: Callable[[], None] = mutex.release
 
@@ -192,7 +153,10 @@ class QueueCondition:
         """
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
-        return _wait_notified(self._lock, self._waiters, timeout)
+        mutex = self._lock
+        return self._lot.park(
+            deadline_after(timeout), ("condition", self), mutex.release, mutex.acquire
+        )
 
     def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Wait until ``predicate()`` is true; return its last value.
@@ -206,10 +170,7 @@ class QueueCondition:
         """Wake up to ``n`` waiters; RuntimeError if the mutex is not held."""
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        waiters = self._waiters
-        while waiters and n > 0:
-            waiters.popleft().unpark()
-            n -= 1
+        self._lot.unpark(n)
 
     def notify_all(self) -> None:
         """Wake every waiter; RuntimeError if the mutex is not held."""
@@ -237,9 +198,9 @@ class Queue(Generic[T]):
         self.maxsize = maxsize
         self._init(maxsize)
         self.mutex = _allocate_lock()
-        self._getters: WaitQueue[Any] = WaitQueue()
-        self._putters: WaitQueue[Any] = WaitQueue()
-        self._joiners: WaitQueue[Any] = WaitQueue()
+        self._getters = ParkingLot()
+        self._putters = ParkingLot()
+        self._joiners = ParkingLot()
         self.not_empty = QueueCondition(self.mutex, self._getters)
         self.not_full = QueueCondition(self.mutex, self._putters)
         self.all_tasks_done = QueueCondition(self.mutex, self._joiners)
@@ -248,42 +209,13 @@ class Queue(Generic[T]):
 
     # -- waiting (called with the mutex held; returns with it held) ------------
 
-    def _park(self, waiters: WaitQueue[Any], deadline: float | None) -> bool:
-        """Release the mutex, park until woken or ``deadline``, re-take the mutex.
+    def _park(self, lot: ParkingLot, deadline: float, kind: str) -> bool:
+        """Release the mutex, park in ``lot`` until woken or ``deadline``, re-take the mutex.
 
-        Returns False when the deadline has passed (nothing was waited for).
+        Returns False when the deadline passed without a wake-up.
         """
-        if deadline is None:
-            remaining = None
-        else:
-            remaining = deadline - _monotonic()
-            if remaining <= 0:
-                return False
-        waiter = waiter_for_current_thread()
-        waiters.append(waiter)
         mutex = self.mutex
-        mutex.release()
-        try:
-            waiter.park(remaining)
-        except BaseException:
-            mutex.acquire()
-            # A wake-up was meant for us: hand it to the next waiter.
-            if not waiters.discard(waiter) and waiters:
-                waiters.popleft().unpark()
-            raise
-        mutex.acquire()
-        waiters.discard(waiter)
-        return True
-
-    @staticmethod
-    def _wake(waiters: WaitQueue[Any]) -> None:
-        if waiters:
-            waiters.popleft().unpark()
-
-    @staticmethod
-    def _wake_all(waiters: WaitQueue[Any]) -> None:
-        while waiters:
-            waiters.popleft().unpark()
+        return lot.park(deadline, (kind, self), mutex.release, mutex.acquire)
 
     # -- task tracking ---------------------------------------------------------
 
@@ -298,7 +230,7 @@ class Queue(Generic[T]):
             if unfinished <= 0:
                 if unfinished < 0:
                     raise ValueError("task_done() called too many times")
-                self._wake_all(self._joiners)
+                self._joiners.unpark_all()
             self.unfinished_tasks = unfinished
 
     def join(self) -> None:
@@ -309,7 +241,7 @@ class Queue(Generic[T]):
         """
         with self.mutex:
             while self.unfinished_tasks:
-                self._park(self._joiners, None)
+                self._park(self._joiners, INFINITE, "queue.join")
 
     # -- sizes -----------------------------------------------------------------
 
@@ -350,8 +282,8 @@ class Queue(Generic[T]):
                 self._wait_for_room(block, timeout)
             self._put(item)
             self.unfinished_tasks += 1
-            if self._getters:
-                self._getters.popleft().unpark()
+            if self._getters.waiters:
+                self._getters.unpark_one()
 
     def _wait_for_room(self, block: bool, timeout: float | None) -> None:
         maxsize = self.maxsize
@@ -359,14 +291,11 @@ class Queue(Generic[T]):
             if self._qsize() >= maxsize:
                 raise Full
             return
-        if timeout is None:
-            deadline = None
-        elif timeout < 0:
+        if timeout is not None and timeout < 0:
             raise ValueError("'timeout' must be a non-negative number")
-        else:
-            deadline = _monotonic() + timeout
+        deadline = deadline_after(timeout)
         while self._qsize() >= maxsize:
-            if not self._park(self._putters, deadline):
+            if not self._park(self._putters, deadline, "queue.put") and self._qsize() >= maxsize:
                 raise Full
             if self.is_shutdown:
                 raise _ShutDown  # type: ignore[misc]
@@ -387,8 +316,8 @@ class Queue(Generic[T]):
             if not self._qsize() or (block and timeout is not None):
                 self._wait_for_item(block, timeout)
             item = self._get()
-            if self._putters:
-                self._putters.popleft().unpark()
+            if self._putters.waiters:
+                self._putters.unpark_one()
             return item
 
     def _wait_for_item(self, block: bool, timeout: float | None) -> None:
@@ -398,14 +327,11 @@ class Queue(Generic[T]):
             if not self._qsize():
                 raise Empty
             return
-        if timeout is None:
-            deadline = None
-        elif timeout < 0:
+        if timeout is not None and timeout < 0:
             raise ValueError("'timeout' must be a non-negative number")
-        else:
-            deadline = _monotonic() + timeout
+        deadline = deadline_after(timeout)
         while not self._qsize():
-            if not self._park(self._getters, deadline):
+            if not self._park(self._getters, deadline, "queue.get") and not self._qsize():
                 raise Empty
             if self.is_shutdown and not self._qsize():
                 raise _ShutDown  # type: ignore[misc]
@@ -433,9 +359,9 @@ class Queue(Generic[T]):
                         self._get()
                         if self.unfinished_tasks > 0:
                             self.unfinished_tasks -= 1
-                    self._wake_all(self._joiners)
-                self._wake_all(self._getters)
-                self._wake_all(self._putters)
+                    self._joiners.unpark_all()
+                self._getters.unpark_all()
+                self._putters.unpark_all()
 
     def statistics(self) -> QueueStatistics:
         """A snapshot of sizes and of the threads waiting in get, put and join."""
@@ -444,9 +370,9 @@ class Queue(Generic[T]):
                 self._qsize(),
                 self.maxsize,
                 self.unfinished_tasks,
-                len(self._getters),
-                len(self._putters),
-                len(self._joiners),
+                len(self._getters.waiters),
+                len(self._putters.waiters),
+                len(self._joiners.waiters),
             )
 
     # -- storage hooks (override in subclasses) --------------------------------
@@ -504,21 +430,18 @@ class SimpleQueue(Generic[T]):
     """A cancellable ``queue.SimpleQueue``: unbounded FIFO, re-entrant ``put``."""
 
     __module__ = "threadpatch"
-    __slots__ = ("__weakref__", "_queue", "_waiters")
+    __slots__ = ("__weakref__", "_lot", "_queue", "_waiters")
 
     def __init__(self) -> None:
         self._queue: deque[T] = deque()
-        self._waiters: WaitQueue[Any] = WaitQueue()
+        self._lot = ParkingLot()
+        self._waiters = self._lot.waiters
 
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item``; never blocks (``block`` and ``timeout`` are ignored)."""
         self._queue.append(item)
         if self._waiters:
-            try:
-                waiter = self._waiters.popleft()
-            except IndexError:
-                return
-            waiter.unpark()
+            self._lot.unpark_one()
 
     def put_nowait(self, item: T) -> None:
         """``put(item, block=False)``."""
@@ -541,45 +464,26 @@ class SimpleQueue(Generic[T]):
             except IndexError:
                 if not block:
                     raise Empty from None
-            deadline = None
-        else:
-            if timeout < 0:
-                raise ValueError("'timeout' must be a non-negative number")
-            deadline = _monotonic() + timeout
-        return self._get_slow(deadline)
+        elif timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        return self._get_slow(deadline_after(timeout))
 
-    def _get_slow(self, deadline: float | None) -> T:
-        queue, waiters = self._queue, self._waiters
-        waiter = waiter_for_current_thread()
-        while True:
-            waiters.append(waiter)
+    def _get_slow(self, deadline: float) -> T:
+        # The getter is queued before its last look at the deque, and a put
+        # appends before it looks for getters: one always sees the other.
+        queue = self._queue
+        got: list[T] = []
+
+        def take() -> bool:
             try:
-                item = queue.popleft()
+                got.append(queue.popleft())
             except IndexError:
-                pass
-            else:
-                self._leave(waiter, passing_on=True)
-                return item
-            if deadline is None:
-                remaining = None
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    self._leave(waiter, passing_on=True)
-                    raise Empty
-            try:
-                waiter.park(remaining)
-            except BaseException:
-                self._leave(waiter, passing_on=True)
-                raise
-            self._leave(waiter, passing_on=False)
+                return False
+            return True
 
-    def _leave(self, waiter: Any, passing_on: bool) -> None:
-        # Not queued any more: a put woke us.  If we leave without its item,
-        # wake someone else.
-        if not self._waiters.discard(waiter) and passing_on and self._queue and self._waiters:
-            with contextlib.suppress(IndexError):
-                self._waiters.popleft().unpark()
+        if not self._lot.park_until(take, deadline, ("queue.get", self)):
+            raise Empty
+        return got[0]
 
     def get_nowait(self) -> T:
         """``get(block=False)``."""

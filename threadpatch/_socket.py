@@ -775,7 +775,7 @@ if _speedups is not None and hasattr(_speedups, "socket_methods"):
         _speedups.socket_methods(
             socket,
             _c_fileno,
-            _core._state._tls,
+            _core.thread_local,
             _current_state,
             *PY_METHODS.values(),
             _sendall_from,

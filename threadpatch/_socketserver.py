@@ -75,7 +75,8 @@ class _Flag:
         self._set = False
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._lot.park_until(lambda: self._set, timeout)
+        deadline = _core.deadline_after(timeout)
+        return self._lot.park_until(lambda: self._set, deadline, ("event", self))
 
 
 def _as_cancellable(request: Any) -> Any:

@@ -43,7 +43,6 @@ How it works::
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -92,51 +91,24 @@ _ParkingLot = _core.ParkingLot
 _WaitQueue = _core.WaitQueue
 
 
-class _NativeWaiter:
-    """A waiter for the hub thread: a plain native lock, never interrupted."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = _allocate_lock()
-        self._lock.acquire()
-
-    def park(self, timeout: float | None = None) -> None:
-        if timeout is None:
-            self._lock.acquire()
-        else:
-            self._lock.acquire(True, min(timeout, _natives.TIMEOUT_MAX))
-
-    def unpark(self) -> None:
-        with contextlib.suppress(RuntimeError):  # a permit is already there
-            self._lock.release()
-
-
 def wait_for(
     wait: Callable[[float | None], object], predicate: Callable[[], T], timeout: float | None
 ) -> T:
     """``Condition.wait_for`` over any ``wait(timeout)``: the stdlib's loop."""
-    endtime = None
-    waittime = timeout
     result = predicate()
-    while not result:
-        if waittime is not None:
-            if endtime is None:
-                endtime = _monotonic() + waittime
-            else:
-                waittime = endtime - _monotonic()
-                if waittime <= 0:
-                    break
+    if result:
+        return result
+    deadline = _core.deadline_after(timeout)
+    waittime = timeout
+    while True:
         wait(waittime)
         result = predicate()
-    return result
-
-
-def waiter_for_current_thread() -> _core.Parker:
-    """What the calling thread parks on: its ThreadState, or a native waiter in the hub."""
-    if _is_hub_thread():
-        return _NativeWaiter()
-    return _current_state()
+        if result:
+            return result
+        left = _core.seconds_left(deadline)
+        if left <= 0:
+            return result
+        waittime = None if left == _core.INFINITE else left
 
 
 def _validate_acquire_args(*args: Any, **kwargs: Any) -> None:
@@ -225,17 +197,6 @@ def _acquire_args(blocking: bool = True, timeout: float = -1) -> tuple[bool, flo
     return blocking, timeout
 
 
-def _hub_park_until(
-    lot: _core.ParkingLot, predicate: Callable[[], bool], timeout: float | None
-) -> bool:
-    """``ParkingLot.park_until`` for the hub thread: it waits on a native waiter.
-
-    The waiter sits in the lot's FIFO like a parked thread, so releases wake
-    it the same way; nothing here needs the hub.
-    """
-    return lot.park_until(predicate, timeout, _NativeWaiter())
-
-
 class _LockCommon:
     """What Lock and RLock share over either core: waiting, wake-ups, set-up."""
 
@@ -264,9 +225,9 @@ class _LockCommon:
         return self._wait(None)
 
     def _wait(self, seconds: float | None) -> bool:
-        if _is_hub_thread():
-            return _hub_park_until(self._lot, self._try_acquire, seconds)
-        return self._lot.park_until(self._try_acquire, seconds)
+        return self._lot.park_until(
+            self._try_acquire, _core.deadline_after(seconds), ("lock", self)
+        )
 
     def _wake(self) -> None:
         self._lot.unpark_one()
@@ -468,11 +429,8 @@ class _RLockMethods(_LockCommon):
     def _acquire_restore_slow(self) -> None:
         # Used by Condition.wait on the way out: it must end with the lock
         # held even if the thread is cancelled meanwhile, hence the shield.
-        if _is_hub_thread():
-            _hub_park_until(self._lot, self._try_acquire, None)
-            return
         with _shield():
-            self._lot.park_until(self._try_acquire)
+            self._lot.park_until(self._try_acquire, reason=("lock", self))
 
     def statistics(self) -> RLockStatistics:
         """A snapshot: ``locked``, ``owner`` ident, recursion ``count``, ``waiting``."""
@@ -564,14 +522,11 @@ else:
 # ``_thread.RLock`` is safe there: owner and count change inside one C call,
 # and a handler that waits for it waits on the lock's own semaphore, apart
 # from the wait it interrupted.  Ours is not, on either core (evidence:
-# tests/test_sync_signals.py, both implementations):
-#
-# * re-entered while the thread is inside ``ParkingLot`` (a release waking a
-#   waiter holds the lot's internal native lock for a few bytecodes), the
-#   handler's own release of the same RLock deadlocks the thread;
-# * a handler that waits for the RLock while the thread already waits for it
-#   parks on the same per-thread parker, consumes the wake-up meant for the
-#   interrupted wait, and that wait then sleeps forever on a free lock.
+# tests/test_sync_signals.py, both implementations): a handler that waits for
+# the RLock while the thread already waits for it parks on the same
+# per-thread parker, consumes the wake-up meant for the interrupted wait, and
+# that wait then sleeps forever on a free lock.  (A handler's release inside a
+# release used to deadlock on the lot's internal lock; lots are lock-free now.)
 #
 # Making every wait re-entrant would cost each wait its own parker (the whole
 # point of the per-thread parker is that a wait allocates nothing), so the
@@ -627,16 +582,6 @@ def makes_signal_safe_locks(func: Callable[P, T]) -> Callable[P, T]:
 # -- Condition -------------------------------------------------------------------
 
 
-class _CondWaiter:
-    """One ``Condition.wait`` call in the condition's FIFO (hashable by identity)."""
-
-    __slots__ = ("notified", "waiter")
-
-    def __init__(self, waiter: _core.Parker) -> None:
-        self.waiter = waiter
-        self.notified = False
-
-
 class Condition:
     """A cancellable ``threading.Condition``.
 
@@ -667,11 +612,13 @@ class Condition:
         elif type(lock) is _NATIVE_LOCK:
             self._is_owned = lock.locked
             self._try_reacquire = functools.partial(lock.acquire, False)
-        self._waiters: _core.WaitQueue[_CondWaiter] = _WaitQueue()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
 
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()
-        self._waiters.clear()
+        self._lot = _ParkingLot()
+        self._waiters = self._lot.waiters
 
     def __enter__(self) -> bool:
         return self._lock.__enter__()  # type: ignore[no-any-return]
@@ -695,12 +642,9 @@ class Condition:
             return False
         return True
 
-    def _reacquire(self, saved: Any, hub: bool) -> None:
+    def _reacquire(self, saved: Any) -> None:
         try_reacquire = self._try_reacquire
         if try_reacquire is not None and try_reacquire():
-            return
-        if hub:
-            self._acquire_restore(saved)
             return
         with _shield():
             self._acquire_restore(saved)
@@ -720,37 +664,28 @@ class Condition:
             ``with cond:`` block exits cleanly); a notification this waiter
             received is passed on to the next waiter.
         """
+        return self.wait_as(("condition", self), timeout)
+
+    def wait_as(self, reason: object, timeout: float | None = None) -> bool:
+        """:meth:`wait`, recording ``reason`` as what the thread waits for.
+
+        For primitives built on a condition (Semaphore, Event, Barrier,
+        queues), so that a snapshot names them rather than their condition.
+        """
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
-        hub = _is_hub_thread()
-        waiter = _NativeWaiter() if hub else _current_state()
-        entry = _CondWaiter(waiter)
-        self._waiters.append(entry)
-        saved = self._release_save()
-        try:
-            if timeout is None:
-                while not entry.notified:
-                    waiter.park()
-            elif timeout > 0:
-                deadline = _monotonic() + timeout
-                while not entry.notified:
-                    remaining = deadline - _monotonic()
-                    if remaining <= 0:
-                        break
-                    waiter.park(remaining)
-        except BaseException:
-            self._reacquire(saved, hub)
-            if entry.notified:
-                self._notify(1)
-            else:
-                self._waiters.discard(entry)
-            raise
-        self._reacquire(saved, hub)
-        # Under the lock again: ``entry.notified`` cannot change any more.
-        if entry.notified:
-            return True
-        self._waiters.discard(entry)
-        return False
+        saved: Any = None
+
+        def unlock() -> None:
+            nonlocal saved
+            saved = self._release_save()
+
+        return self._lot.park(
+            _core.deadline_after(timeout),
+            reason,
+            unlock,
+            lambda: self._reacquire(saved),
+        )
 
     def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Wait until ``predicate()`` is true; return its last value.
@@ -767,12 +702,8 @@ class Condition:
         self._notify(n)
 
     def _notify(self, n: int) -> None:
-        waiters = self._waiters
-        while waiters and n > 0:
-            entry = waiters.popleft()
-            entry.notified = True
-            entry.waiter.unpark()
-            n -= 1
+        if self._waiters:
+            self._lot.unpark(n)
 
     def notify_all(self) -> None:
         """Wake every waiter; RuntimeError if the lock is not held."""
@@ -825,24 +756,18 @@ class Semaphore:
         """
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        rc = False
-        endtime = None
-        with self._cond:
-            while self._value == 0:
-                if not blocking:
-                    break
-                if timeout is not None:
-                    if endtime is None:
-                        endtime = _monotonic() + timeout
-                    else:
-                        timeout = endtime - _monotonic()
-                        if timeout <= 0:
-                            break
-                self._cond.wait(timeout)
-            else:
-                self._value -= 1
-                rc = True
-        return rc
+        cond = self._cond
+        with cond:
+            if not self._value and blocking:
+                reason = ("semaphore", self)
+                wait_for(lambda t: cond.wait_as(reason, t), self._available, timeout)
+            if not self._value:
+                return False
+            self._value -= 1
+            return True
+
+    def _available(self) -> int:
+        return self._value
 
     __enter__ = acquire
 
@@ -935,7 +860,7 @@ class Event:
         with self._cond:
             signaled: bool = self._flag
             if not signaled:
-                signaled = self._cond.wait(timeout)
+                signaled = self._cond.wait_as(("event", self), timeout)
             return signaled
 
     def statistics(self) -> EventStatistics:
@@ -1008,7 +933,7 @@ class Barrier:
 
     def _enter(self) -> None:
         while self._state in (-1, 1):
-            self._cond.wait()
+            self._cond.wait_as(("barrier", self))
         if self._state < 0:
             raise BrokenBarrierError
         assert self._state == 0
@@ -1025,7 +950,10 @@ class Barrier:
 
     def _wait(self, timeout: float | None) -> None:
         try:
-            passed = self._cond.wait_for(lambda: self._state != 0, timeout)
+            reason = ("barrier", self)
+            passed = wait_for(
+                lambda t: self._cond.wait_as(reason, t), lambda: self._state != 0, timeout
+            )
         except BaseException:
             if self._state == 0:  # cancelled before the barrier tripped
                 self._break()

@@ -19,7 +19,6 @@ every version, without looking at version-specific internals.
 
 from __future__ import annotations
 
-import math
 import threading
 
 from . import _core
@@ -53,7 +52,7 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
     if _core.in_ctrl_c_cleanup():
         _core.cancel(self, blocking=False)
     me = _core.current_state()
-    deadline = math.inf if timeout is None else _monotonic() + max(timeout, 0)
+    deadline = _core.deadline_after(None if timeout is None else max(timeout, 0))
     # Only a state the thread has bound ends with it: one made for it by a
     # cancel (see state_for_thread) is not finished if it ends without using
     # threadpatch, so that one is polled like an unknown thread.
@@ -62,23 +61,21 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
         target is not None and target.for_thread is None and target.add_done_callback(me.unpark)
     )
     try:
-        while self.is_alive():
-            remaining = deadline - _monotonic()
-            if remaining <= 0:
-                me.check()
-                return
-            if watching and target is not None and target.finished:
-                # Its threadpatch state is gone: the OS thread ends in moments.
-                _original_join(self, None if remaining == math.inf else remaining)
-                return
-            me.park(
-                remaining
-                if watching and remaining != math.inf
-                else None
-                if watching
-                else min(remaining, SLICE)
-            )
+        ended = _core.wait_until(
+            lambda: not self.is_alive() or (watching and target is not None and target.finished),
+            deadline,
+            ("join", self),
+            every=_core.INFINITE if watching else SLICE,
+        )
     finally:
         if watching and target is not None:
             target.remove_done_callback(me.unpark)
+    if not ended:
+        me.check()
+        return
+    if self.is_alive():
+        # Its threadpatch state is gone: the OS thread ends in moments.
+        left = _core.seconds_left(deadline)
+        _original_join(self, None if left == _core.INFINITE else max(left, 0))
+        return
     _original_join(self, 0)  # let threading tidy up, as its own join does

@@ -14,6 +14,7 @@ from ._exceptions import (
 )
 from ._group import ThreadGroup
 from ._hub import get_hub, is_hub_thread
+from ._registry import all_states, current_state, state_for_thread, thread_local
 from ._scopes import (
     DeadlineScope,
     check_duration,
@@ -23,21 +24,28 @@ from ._scopes import (
     sleep,
     timeout_after,
 )
-from ._state import (
+from ._state import ThreadState
+from ._thread import Thread, cancel, current, in_ctrl_c_cleanup, spawn
+from ._wait import (
+    INFINITE,
+    NativeWaiter,
     Parker,
     ParkingLot,
-    ThreadState,
     WaitQueue,
-    all_states,
-    current_state,
-    state_for_thread,
+    current_waiter,
+    deadline_after,
+    seconds_left,
+    wait_fd,
+    wait_fds,
+    wait_until,
 )
-from ._thread import Thread, cancel, current, in_ctrl_c_cleanup, spawn
 
 __all__ = [
+    "INFINITE",
     "DeadlineExpired",
     "DeadlineScope",
     "HubError",
+    "NativeWaiter",
     "Parker",
     "ParkingLot",
     "Thread",
@@ -56,15 +64,22 @@ __all__ = [
     "checkpoint",
     "current",
     "current_state",
+    "current_waiter",
+    "deadline_after",
     "get_hub",
     "ignore_after",
     "in_ctrl_c_cleanup",
     "is_hub_thread",
     "run",
+    "seconds_left",
     "shield",
     "sleep",
     "spawn",
     "state_for_thread",
+    "thread_local",
     "timeout_after",
+    "wait_fd",
+    "wait_fds",
+    "wait_until",
     "watch_exit",
 ]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import os
 import signal
 import sys
@@ -45,12 +44,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _natives
 from ._hub import get_hub
+from ._registry import all_states, current_state, state_for_thread
 from ._scopes import shield
-from ._state import ParkingLot, ThreadState, all_states, current_state, state_for_thread
 from ._thread import quiet_cancelled_plain_threads, spawn
+from ._wait import deadline_after, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from ._state import ThreadState
 
 __all__ = ["CTRL_C_GRACE", "cancel_everything", "cancel_states", "run", "watch_exit"]
 
@@ -95,28 +97,22 @@ def cancel_states(targets: list[ThreadState], grace: float) -> list[str]:
     quiet_cancelled_plain_threads()
     for state in targets:
         state.request_cancel()
-    deadline = _monotonic() + grace
-    lot = ParkingLot()
     me = current_state()
-    watched = [s for s in targets if s.add_done_callback(lot.unpark_all)]
+    watched = [s for s in targets if s.add_done_callback(me.unpark)]
     try:
         with shield():
-            while True:
-                running = [s for s in watched if _running(s)]
-                remaining = deadline - _monotonic()
-                if not running or remaining <= 0:
-                    break
-                # A done callback wakes us; plain threads that end without it
-                # are looked at every 10 ms.
-                lot.park_until(functools.partial(_ended, running[0]), min(remaining, 0.01), me)
+            # A done callback wakes us; plain threads that end without one
+            # are looked at every 10 ms.
+            wait_until(
+                lambda: not any(_running(s) for s in watched),
+                deadline_after(grace),
+                ("cancel", watched),
+                every=0.01,
+            )
     finally:
         for state in watched:
-            state.remove_done_callback(lot.unpark_all)
+            state.remove_done_callback(me.unpark)
     return [s.name or "?" for s in targets if _running(s)]
-
-
-def _ended(state: ThreadState) -> bool:
-    return not _running(state)
 
 
 def _running(state: ThreadState) -> bool:

@@ -10,14 +10,13 @@ callback), so the policy acts as soon as a member ends, not only at exit.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _natives
 from ._exceptions import ThreadCancelled, ThreadTimeout
 from ._scopes import check_duration, shield
-from ._state import ParkingLot
 from ._thread import Thread, spawn
+from ._wait import ParkingLot, deadline_after
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -142,7 +141,7 @@ class ThreadGroup:
         def ready() -> bool:
             return self._handed_out < len(self._done) or len(self._done) == len(self._members)
 
-        if not self._lot.park_until(ready, None if seconds == math.inf else seconds):
+        if not self._lot.park_until(ready, deadline_after(seconds), ("group", self)):
             raise ThreadTimeout(f"no thread of the group finished within {timeout} s")
         with self._lock:
             if self._handed_out == len(self._done):
@@ -242,5 +241,5 @@ class ThreadGroup:
                 or self._completed is not None
             )
 
-        self._lot.park_until(settled)
+        self._lot.park_until(settled, reason=("group", self))
         self.cancel_remaining()

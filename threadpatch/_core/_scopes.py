@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Literal, TypeVar, overload
 from . import _natives
 from ._exceptions import DeadlineExpired, ThreadTimeout
 from ._hub import TimerHandle, get_hub, is_hub_thread
-from ._state import ThreadState, current_state
+from ._registry import current_state
+from ._wait import deadline_after, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
+
+    from ._state import ThreadState
 
 __all__ = [
     "DeadlineScope",
@@ -268,14 +271,12 @@ def sleep(seconds: float) -> None:
         state.check()
         _natives.sleep(0)  # let other threads run, as time.sleep(0) does
         return
-    deadline = _monotonic() + seconds
-    park = state.park
-    while True:
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
-            state.check()
-            return
-        park(None if remaining == math.inf else remaining)
+    wait_until(_never, deadline_after(seconds), ("sleep", seconds), state)
+    state.check()
+
+
+def _never() -> bool:
+    return False
 
 
 def checkpoint() -> None:

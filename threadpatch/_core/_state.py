@@ -1,4 +1,4 @@
-"""Per-thread cancellation state, parking, and the registry of known threads.
+"""Per-thread cancellation state and the thread's own parking primitives.
 
 Every OS thread that touches threadpatch gets one :class:`ThreadState`.  A
 blocked thread parks on its *own* native primitive, so a wake-up goes straight
@@ -13,7 +13,8 @@ from the waking thread to the parked one without passing through the hub:
 Cancellation and deadline expiry set :attr:`ThreadState.interrupt` and wake the
 thread; every blocking point checks the flag before and after it blocks.  A
 wake-up may be spurious, so callers always re-check the condition they wait
-for (see :meth:`ParkingLot.park_until`).
+for.  Nothing outside ``_core._wait`` calls ``park``/``wait_fd``/``wait_fds``
+directly: that module owns the loops, the deadlines and the wait reasons.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import errno
 import math
 import os
 import threading
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 from . import _natives
 from ._exceptions import DeadlineExpired, HubError, ThreadCancelled
@@ -33,14 +33,7 @@ from ._hub import get_hub
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = [
-    "ParkingLot",
-    "ThreadState",
-    "WaitQueue",
-    "all_states",
-    "current_state",
-    "state_for_thread",
-]
+__all__ = ["ThreadState", "on_finish"]
 
 _allocate_lock = _natives.allocate_lock
 _monotonic = _natives.monotonic
@@ -53,8 +46,6 @@ _TIMEOUT_MAX = _natives.TIMEOUT_MAX
 #: unnoticed while the main thread parks.  Waking every slice lets the
 #: interpreter run the pending handler; callers treat it as a spurious wake.
 MAIN_THREAD_SLICE = 0.05
-_T = TypeVar("_T")
-_ABSENT = object()
 
 
 class ScopeLike(Protocol):
@@ -80,6 +71,8 @@ class ThreadState:
         "_poller",
         "_wake_fd",
         "blocked_on",
+        "blocked_since",
+        "blocked_until",
         "cancel_requested",
         "finished",
         "for_thread",
@@ -114,7 +107,11 @@ class ThreadState:
         self.cancel_requested = False
         self.scopes: list[ScopeLike] = []
         self.parked = False
+        # What the thread waits for, since when, until when: written by
+        # _core._wait for the duration of each wait, read by snapshot().
         self.blocked_on: object = None
+        self.blocked_since = 0.0
+        self.blocked_until = math.inf
         self.finished = False
         self.is_main = False  # set when bound: the main thread waits in slices
         # The plain thread this state was made for by another thread (a cancel
@@ -348,6 +345,29 @@ class ThreadState:
         self._fd_poller = None
         self._fd_registered = -1
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: this state's thread does not exist there."""
+        self.finished = True
+        self._release_wake_fd()
+
+    def survive_fork(self, ident: int, native_id: int) -> None:
+        """In a forked child: this state's thread is the one that forked.
+
+        Its parker and lock may have been held by a thread that no longer
+        exists, and the wake-up eventfd is shared with the parent (a wake-up
+        here would wake a thread there): fresh ones, made again on next use.
+        """
+        parker = _allocate_lock()
+        parker.acquire()
+        self._parker = parker
+        self._release_wake_fd()
+        self._fd_waiting = False
+        self._lock = _allocate_lock()
+        self.ident = ident
+        self.native_id = native_id
+        self.is_main = threading.main_thread().ident == ident
+        self.recompute_interrupt()
+
     def finish(self) -> None:
         """Mark the thread ended, forget it, and run the done callbacks (idempotent)."""
         with self._lock:
@@ -358,313 +378,18 @@ class ThreadState:
             self._release_wake_fd()
             self.finished = True
             callbacks, self._done_callbacks = self._done_callbacks, []
-        if _registry_lock is None:
+        forget = _forget
+        if forget is None:
             return  # interpreter teardown: module globals are gone
-        with _registry_lock:
-            if self.ident is not None and _by_ident.get(self.ident) is self:
-                del _by_ident[self.ident]
-            _unbound.discard(self)
+        forget(self)
         for callback in callbacks:
             callback()
 
 
-class Parker(Protocol):
-    """What can wait in a :class:`ParkingLot`: a ThreadState, or a plain native waiter."""
-
-    def park(self, timeout: float | None = None) -> None: ...
-    def unpark(self) -> None: ...
+_forget: Callable[[ThreadState], None] | None = None
 
 
-class WaitQueue(OrderedDict[_T, None]):
-    """A FIFO of waiters with the ``deque`` methods waits use, each one O(1).
-
-    A waiter that leaves (cancelled, timed out) removes itself from anywhere
-    in the queue, and a woken waiter checks whether it is still queued: on a
-    ``deque`` both scan, so with thousands of waiters every cancellation
-    cost O(n).  Here the waiters are the keys of an ordered dict (a hash
-    table threaded on a linked list): removal, membership and both ends are
-    O(1), and the order stays first come, first served.
-
-    A waiter is in the queue at most once: appending one that is already
-    queued leaves it where it is.  Each operation is one C call, atomic under
-    the GIL like the ``deque`` operations it replaces.
-    """
-
-    __slots__ = ()
-
-    def append(self, waiter: _T) -> None:
-        """Queue ``waiter`` last."""
-        self[waiter] = None
-
-    def appendleft(self, waiter: _T) -> None:
-        """Queue ``waiter`` first (a woken waiter that keeps its place)."""
-        self[waiter] = None
-        self.move_to_end(waiter, last=False)
-
-    def popleft(self) -> _T:
-        """Remove and return the first waiter; IndexError if none."""
-        try:
-            return self.popitem(last=False)[0]
-        except KeyError:
-            raise IndexError("pop from an empty WaitQueue") from None
-
-    def remove(self, waiter: _T) -> None:
-        """Remove ``waiter``; ValueError if it is not queued."""
-        if not self.discard(waiter):
-            raise ValueError(f"{waiter!r} is not queued")
-
-    def discard(self, waiter: _T) -> bool:
-        """Remove ``waiter`` if it is queued; return whether it was."""
-        return self.pop(waiter, _ABSENT) is not _ABSENT
-
-
-class ParkingLot:
-    """A FIFO of parked threads; any thread can wake the first or all of them."""
-
-    __slots__ = ("_lock", "waiters")
-
-    def __init__(self) -> None:
-        self.waiters: WaitQueue[Parker] = WaitQueue()
-        self._lock = _allocate_lock()
-
-    def __len__(self) -> int:
-        return len(self.waiters)
-
-    def unpark_one(self) -> bool:
-        """Wake the longest-waiting thread; False if nobody waits."""
-        with self._lock:
-            if not self.waiters:
-                return False
-            state = self.waiters.popleft()
-        state.unpark()
-        return True
-
-    def unpark_all(self) -> int:
-        with self._lock:
-            waiters = list(self.waiters)
-            self.waiters.clear()
-        for state in waiters:
-            state.unpark()
-        return len(waiters)
-
-    def park_until(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float | None = None,
-        parker: Parker | None = None,
-    ) -> bool:
-        """Park the calling thread here until ``predicate()`` is true.
-
-        ``predicate`` runs in the calling thread and may take what it waits
-        for (a lock, an item): it is called at most once after returning True.
-        ``parker`` is what the thread blocks on: its :class:`ThreadState` by
-        default (a cancellation point), or e.g. a native waiter in the hub
-        thread, which must never be interrupted.
-
-        Returns:
-            True once the predicate held, False if ``timeout`` passed first.
-
-        Raises:
-            ThreadCancelled: cancelled or a deadline expired while waiting; the
-                predicate did not succeed, and a wake-up this thread received
-                is passed on to the next waiter so that none is lost.
-        """
-        if predicate():
-            return True
-        state = parker if parker is not None else current_state()
-        deadline = None if timeout is None else _monotonic() + timeout
-        waiters, lock = self.waiters, self._lock
-        with lock:
-            waiters.append(state)
-        ok = False
-        try:
-            while True:
-                if predicate():
-                    ok = True
-                    return True
-                if deadline is None:
-                    state.park()
-                else:
-                    remaining = deadline - _monotonic()
-                    if remaining <= 0:
-                        ok = predicate()
-                        return ok
-                    state.park(remaining)
-                with lock:
-                    if state not in waiters:
-                        # We were woken but may lose the race: keep our place.
-                        waiters.appendleft(state)
-        finally:
-            with lock:
-                notified = not waiters.discard(state)
-            if notified and not ok:
-                self.unpark_one()
-
-
-# -- registry ------------------------------------------------------------------
-
-_registry_lock = _allocate_lock()
-_by_ident: dict[int, ThreadState] = {}
-_unbound: set[ThreadState] = set()  # spawned, not yet running
-_tls = _natives.local()
-
-
-class _Reaper:
-    """Lives in the thread-local storage of a thread; dies with the thread."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, state: ThreadState) -> None:
-        self.state = state
-
-    def __del__(self) -> None:
-        self.state.finish()
-
-
-def current_state() -> ThreadState:
-    """The calling thread's state, adopting the thread on first use."""
-    try:
-        return _tls.state  # type: ignore[no-any-return]
-    except AttributeError:
-        return bind_current(None)
-
-
-def _thread_name(ident: int) -> str:
-    # threading._active, not current_thread(): adopting a raw _thread thread
-    # must not create a threading._DummyThread as a side effect.
-    thread = threading._active.get(ident)  # type: ignore[attr-defined]
-    return thread.name if thread is not None else f"thread-{ident}"
-
-
-def bind_current(state: ThreadState | None) -> ThreadState:
-    """Attach ``state`` (a new one if None) to the calling thread."""
-    ident = _natives.get_ident()
-    native_id = threading.get_native_id()
-    stale = None
-    with _registry_lock:
-        if state is None:
-            state = _by_ident.get(ident)  # created early by cancel(threading.Thread)?
-            if state is not None and state.for_thread is not None and state.native_id != native_id:
-                # Made for an earlier thread that had this ident and ended
-                # without binding it: its cancel request is not ours.
-                stale, state = state, None
-            if state is None or state.finished:
-                state = ThreadState()
-        _unbound.discard(state)
-        state.ident = ident
-        state.for_thread = None  # from now on it lives and dies with this thread
-        _by_ident[ident] = state
-    if stale is not None:
-        stale.finish()
-    if state.name is None:
-        state.name = _thread_name(ident)
-    state.native_id = native_id
-    state.is_main = threading.main_thread().ident == ident
-    _tls.state = state
-    _tls.reaper = _Reaper(state)
-    return state
-
-
-def register_unbound(state: ThreadState) -> None:
-    """Remember a state whose thread has been asked to start but is not running yet."""
-    with _registry_lock:
-        _unbound.add(state)
-
-
-def _outlived(state: ThreadState, thread: threading.Thread | None = None) -> bool:
-    """True if ``state`` was made for a plain thread that is not ``thread`` or has ended.
-
-    Such a state is never bound by its thread (which ended without using
-    threadpatch), so nothing else would ever finish it.
-    """
-    made_for = state.for_thread
-    return made_for is not None and (made_for is not thread or not made_for.is_alive())
-
-
-def state_for_thread(thread: threading.Thread, create: bool = False) -> ThreadState | None:
-    """The state of the running plain ``thread``; with ``create``, make one for it.
-
-    A state made here (to cancel a thread that has not used threadpatch yet)
-    is bound by the thread when it first uses threadpatch, and dropped if the
-    thread ends first: thread idents are reused, and a later thread with the
-    same ident must not inherit it.  The caller checks that the thread runs;
-    a thread that ends meanwhile gets a finished state.
-    """
-    ident = thread.ident
-    if ident is None:
-        return None
-    with _registry_lock:
-        state = _by_ident.get(ident)
-        stale = state is not None and _outlived(state, thread)
-        if stale or (state is None and create):
-            if stale:
-                _by_ident.pop(ident)
-            old, state = state, None
-            if create:
-                state = ThreadState(_thread_name(ident))
-                state.ident = ident
-                state.native_id = thread.native_id
-                state.for_thread = thread
-                _by_ident[ident] = state
-        else:
-            old = None
-    if old is not None:
-        old.finish()
-    if state is not None and state.for_thread is thread and not thread.is_alive():
-        state.finish()  # it ended between the caller's check and now
-    return state
-
-
-def all_states() -> list[ThreadState]:
-    """Every live thread threadpatch knows: spawned, adopted, or marked for cancel.
-
-    The hub thread is never among them: it cannot be cancelled or waited for.
-    States made for plain threads that have ended meanwhile are dropped here.
-    """
-    hub_ident = get_hub().ident
-    with _registry_lock:
-        states = [s for s in (*_by_ident.values(), *_unbound) if s.ident != hub_ident]
-    outlived = [s for s in states if _outlived(s, s.for_thread)]
-    for state in outlived:
-        state.finish()
-    return [s for s in states if s not in outlived] if outlived else states
-
-
-def _on_hub_failure() -> None:
-    for state in all_states():
-        state.interrupt = True
-        state.wake()
-
-
-get_hub().add_failure_listener(_on_hub_failure)
-
-
-def _after_fork_in_child() -> None:
-    # Only the forking thread survives.  Its parker and lock may have been
-    # held by a thread that no longer exists: give it fresh ones.
-    global _registry_lock
-    _registry_lock = _allocate_lock()
-    me = getattr(_tls, "state", None)
-    others = [s for s in [*_by_ident.values(), *_unbound] if s is not me]
-    _by_ident.clear()
-    _unbound.clear()
-    for state in others:
-        state.finished = True
-        state._release_wake_fd()
-    if me is not None:
-        parker = _allocate_lock()
-        parker.acquire()
-        me._parker = parker
-        # The wake-up eventfd is shared with the parent after fork: a wake-up
-        # here would wake a thread there.  Make a fresh one on next use.
-        me._release_wake_fd()
-        me._fd_waiting = False
-        me._lock = _allocate_lock()
-        me.ident = _natives.get_ident()
-        me.native_id = threading.get_native_id()
-        me.is_main = threading.main_thread().ident == me.ident
-        _by_ident[me.ident] = me
-        me.recompute_interrupt()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def on_finish(forget: Callable[[ThreadState], None]) -> None:
+    """Set what :meth:`ThreadState.finish` calls to drop a state from the registry."""
+    global _forget
+    _forget = forget

@@ -9,22 +9,16 @@ threadpatch and gets a handle too.
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _natives
 from ._exceptions import ThreadCancelled, ThreadError, ThreadTimeout
+from ._registry import bind_current, current_state, register_unbound, state_for_thread
 from ._scopes import check_duration
-from ._state import (
-    ParkingLot,
-    ThreadState,
-    bind_current,
-    current_state,
-    register_unbound,
-    state_for_thread,
-)
+from ._state import ThreadState
+from ._wait import ParkingLot, deadline_after, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,7 +33,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_monotonic = _natives.monotonic
 
 
 class Thread(Generic[T]):
@@ -179,7 +172,7 @@ class Thread(Generic[T]):
             lot = self._lot = ParkingLot()
         state.add_done_callback(lot.unpark_all)
         try:
-            return lot.park_until(lambda: state.finished, None if seconds == math.inf else seconds)
+            return lot.park_until(lambda: state.finished, deadline_after(seconds), ("join", self))
         finally:
             state.remove_done_callback(lot.unpark_all)
 
@@ -345,13 +338,9 @@ def _wait_plain(thread: threading.Thread, timeout: float | None) -> None:
     # A plain thread that never touches threadpatch again has no done
     # callback: poll its liveness at a coarse interval, cancellably.
     seconds = check_duration(timeout, "timeout")
-    deadline = _monotonic() + seconds
-    me = current_state()
-    while thread.is_alive():
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
-            return
-        me.park(min(remaining, 0.005))
+    wait_until(
+        lambda: not thread.is_alive(), deadline_after(seconds), ("join", thread), every=0.005
+    )
 
 
 def quiet_cancelled_plain_threads() -> None:

@@ -16,7 +16,8 @@ PACKAGE = Path(threadpatch.__file__).resolve().parent
 LAYERS: dict[str, int] = {
     "_core": 0,
     "_sync": 1,
-    "_speedups": 1,  # C fast paths of _sync (optional extension)
+    "_accel": 1,  # loads the C accelerator
+    "_speedups": 1,  # C fast paths of _sync and _socket (optional extension)
     "_queue": 1,
     "_time": 1,
     "_threading": 1,

@@ -52,8 +52,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core, _dns
+from ._accel import speedups as _speedups
 from ._core import _natives
-from ._sync import _speedups
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -44,17 +44,16 @@ How it works::
 from __future__ import annotations
 
 import functools
-import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
-from . import _core
+from . import _accel, _core
 from ._core import _natives
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import ModuleType, TracebackType
+    from types import TracebackType
 
 __all__ = [
     "Barrier",
@@ -177,20 +176,9 @@ class BarrierStatistics(NamedTuple):
 #   core.release() --waiters--> self._wake()                     -> unpark one
 
 
-def _load_speedups() -> ModuleType | None:
-    flag = os.environ.get("THREADPATCH_PURE_PYTHON", "").strip().lower()
-    if flag not in ("", "0", "false", "no", "off"):
-        return None
-    try:
-        from . import _speedups
-    except ImportError:
-        return None
-    return _speedups
-
-
-_speedups = _load_speedups()
+_speedups = _accel.speedups
 #: ``"c"`` when Lock and RLock run on the C accelerator, ``"python"`` otherwise.
-IMPLEMENTATION = "python" if _speedups is None else "c"
+IMPLEMENTATION = _accel.IMPLEMENTATION
 
 
 def _acquire_args(blocking: bool = True, timeout: float = -1) -> tuple[bool, float]:

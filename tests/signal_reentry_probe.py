@@ -29,14 +29,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import threadpatch
-from threadpatch import _sync
+from threadpatch import _conditions, _locks, _sync
 from threadpatch._core import _state, _wait
 
 if TYPE_CHECKING:
     from types import FrameType
 
 HANG_AFTER = 1.0
-OUR_FILES = (_sync.__file__, _state.__file__, _wait.__file__)
+OUR_FILES = (_locks.__file__, _conditions.__file__, _state.__file__, _wait.__file__)
 
 
 class Hang(Exception):

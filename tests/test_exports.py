@@ -16,6 +16,10 @@ PACKAGE = Path(threadpatch.__file__).resolve().parent
 LAYERS: dict[str, int] = {
     "_core": 0,
     "_sync": 1,
+    "_locks": 1,
+    "_conditions": 1,
+    "_semaphores": 1,
+    "_signal_safe": 1,
     "_accel": 1,  # loads the C accelerator
     "_speedups": 1,  # C fast paths of _sync and _socket (optional extension)
     "_queue": 1,

@@ -28,6 +28,7 @@ from threadpatch import (
     ThreadError,
     ThreadTimeout,
     _core,
+    _locks,
     _sync,
     spawn,
     timeout_after,
@@ -168,7 +169,7 @@ def test_fast_paths_never_park(
     monkeypatch.setattr(_core.ParkingLot, "park_until", boom)
     # Nor do they leave the core for the Python slow paths or wake anyone.
     for name in ("_acquire_slow", "_acquire_blocking", "_wake"):
-        monkeypatch.setattr(_sync._LockCommon, name, boom)
+        monkeypatch.setattr(_locks._LockCommon, name, boom)
     for lock in (Lock(), RLock()):
         assert lock.acquire()
         lock.release()

@@ -4,8 +4,8 @@ Each case runs ``signal_reentry_probe.py`` in a child interpreter (it installs
 signal handlers and a timer) on the C core and on the pure-Python one.  Ours
 used to fail both ways; since the parking lots became lock-free a handler's
 release no longer deadlocks, but a handler that waits for the RLock its thread
-already waits for still steals that wait's wake-up (see "Signal handlers" in
-threadpatch/_sync.py), which is why the locks signal handlers take stay
+already waits for still steals that wait's wake-up (see
+threadpatch/_signal_safe.py), which is why the locks signal handlers take stay
 native under the patch.
 """
 

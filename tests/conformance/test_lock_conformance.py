@@ -3,7 +3,7 @@
 The suites come from the interpreter's own ``test`` package (never copied), so
 each Python of the matrix checks the behaviour of its own ``threading``.
 
-Lock and RLock have two implementations (see threadpatch/_sync.py): the C
+Lock and RLock have two implementations (see threadpatch/_locks.py): the C
 accelerator, active when built, and the pure-Python reference.  The classes
 without a prefix test what ``threadpatch`` exports (and the primitives built
 on it); the ``PurePython`` classes test the reference explicitly, and skip

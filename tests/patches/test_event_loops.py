@@ -2,7 +2,7 @@
 
 trio asserts that its entry queue's RLock is ``_thread``'s (the one RLock safe
 to re-enter from a signal handler); the ``trio`` set keeps it native (see
-"Signal handlers" in threadpatch/_sync.py).  In this process trio was imported
+threadpatch/_signal_safe.py).  In this process trio was imported
 before patching; the child interpreters import it after, as
 ``python -m threadpatch`` does for a user's program.
 """

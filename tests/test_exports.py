@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "_accel": 1,  # loads the C accelerator
     "_speedups": 1,  # C fast paths of _sync and _socket (optional extension)
     "_queue": 1,
+    "_simple_queue": 1,
     "_time": 1,
     "_threading": 1,
     "_dns": 2,

@@ -1,4 +1,4 @@
-"""Cancellable Queue, LifoQueue, PriorityQueue and SimpleQueue.
+"""Cancellable Queue, LifoQueue and PriorityQueue (SimpleQueue: ``_simple_queue``).
 
 Same signatures, return values and exceptions as the ``queue`` module; the
 exception classes *are* the stdlib ones (``queue.Empty``, ``queue.Full`` and,
@@ -30,11 +30,6 @@ A waiter that was woken but is cancelled before it could take its item (or
 slot) hands the wake-up to the next waiter, so a cancelled ``get`` loses no
 item and a cancelled ``put`` adds none.
 
-``SimpleQueue`` takes no lock at all (deque and WaitQueue operations are
-atomic), so ``put`` stays re-entrant (it may run from a ``__del__`` during a ``put``):
-a getter registers itself *before* its last look at the deque, and a putter
-appends *before* it looks for getters, so one of the two always sees the other.
-
 Like ``threading``, the subclass hooks ``_init``, ``_qsize``, ``_put`` and
 ``_get`` define the storage; ``LifoQueue`` and ``PriorityQueue`` override them.
 """
@@ -46,8 +41,9 @@ import queue as _stdlib_queue
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from ._conditions import Condition, ConditionStatistics, wait_for
 from ._core import INFINITE, ParkingLot, _natives, deadline_after
-from ._sync import Condition, ConditionStatistics, wait_for
+from ._simple_queue import SimpleQueue, SimpleQueueStatistics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -88,13 +84,6 @@ class QueueStatistics(NamedTuple):
     getters_waiting: int
     putters_waiting: int
     joiners_waiting: int
-
-
-class SimpleQueueStatistics(NamedTuple):
-    """A snapshot of a :class:`SimpleQueue`."""
-
-    qsize: int
-    waiting: int
 
 
 class QueueCondition:
@@ -424,82 +413,6 @@ class LifoQueue(Queue[T]):
 
     def _get(self) -> T:
         return self.queue.pop()  # type: ignore[no-any-return]
-
-
-class SimpleQueue(Generic[T]):
-    """A cancellable ``queue.SimpleQueue``: unbounded FIFO, re-entrant ``put``."""
-
-    __module__ = "threadpatch"
-    __slots__ = ("__weakref__", "_lot", "_queue", "_waiters")
-
-    def __init__(self) -> None:
-        self._queue: deque[T] = deque()
-        self._lot = ParkingLot()
-        self._waiters = self._lot.waiters
-
-    def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
-        """Put ``item``; never blocks (``block`` and ``timeout`` are ignored)."""
-        self._queue.append(item)
-        if self._waiters:
-            self._lot.unpark_one()
-
-    def put_nowait(self, item: T) -> None:
-        """``put(item, block=False)``."""
-        self.put(item, False)
-
-    def get(self, block: bool = True, timeout: float | None = None) -> T:
-        """Remove and return an item, waiting for one if the queue is empty.
-
-        Raises:
-            Empty: non-blocking, or the timeout passed, with no item.
-            ValueError: a negative timeout.
-            ThreadCancelled: cancelled (or a deadline expired) while waiting.
-
-        Cancellation:
-            No item is taken.
-        """
-        if timeout is None or not block:
-            try:
-                return self._queue.popleft()
-            except IndexError:
-                if not block:
-                    raise Empty from None
-        elif timeout < 0:
-            raise ValueError("'timeout' must be a non-negative number")
-        return self._get_slow(deadline_after(timeout))
-
-    def _get_slow(self, deadline: float) -> T:
-        # The getter is queued before its last look at the deque, and a put
-        # appends before it looks for getters: one always sees the other.
-        queue = self._queue
-        got: list[T] = []
-
-        def take() -> bool:
-            try:
-                got.append(queue.popleft())
-            except IndexError:
-                return False
-            return True
-
-        if not self._lot.park_until(take, deadline, ("queue.get", self)):
-            raise Empty
-        return got[0]
-
-    def get_nowait(self) -> T:
-        """``get(block=False)``."""
-        return self.get(False)
-
-    def empty(self) -> bool:
-        """True if the queue is empty (approximately)."""
-        return not self._queue
-
-    def qsize(self) -> int:
-        """The approximate number of items."""
-        return len(self._queue)
-
-    def statistics(self) -> SimpleQueueStatistics:
-        """A snapshot: ``qsize`` and the number of ``waiting`` getters."""
-        return SimpleQueueStatistics(len(self._queue), len(self._waiters))
 
 
 # -- the stdlib Queue while patched ---------------------------------------------

@@ -145,6 +145,12 @@ class _LockCommon:
     def _wake(self) -> None:
         self._lot.unpark_one()
 
+    def _new_lot(self) -> None:
+        # The core reads ``_waiters`` (the lot's queue) on every release.
+        # Both slots belong to the concrete classes (core + these methods).
+        self._lot = _ParkingLot()  # type: ignore[misc]
+        self._waiters = self._lot.waiters  # type: ignore[misc]
+
 
 class _PyLockCore:
     """Pure-Python fast paths of :class:`Lock` (the reference for ``_speedups.LockCore``)."""
@@ -245,14 +251,12 @@ class PyLock(_LockMethods, _PyLockCore):
 
     def __init__(self) -> None:
         super().__init__()
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
+        self._new_lot()
 
     def _at_fork_reinit(self) -> None:
         # In a forked child only the forking thread survives: start afresh.
         _PyLockCore._at_fork_reinit(self)
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
+        self._new_lot()
 
 
 class _PyRLockCore:
@@ -376,14 +380,12 @@ class PyRLock(_RLockMethods, _PyRLockCore):
 
     def __init__(self) -> None:
         super().__init__()
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
+        self._new_lot()
 
     def _at_fork_reinit(self) -> None:
         # In a forked child only the forking thread survives: start afresh.
         _PyRLockCore._at_fork_reinit(self)
-        self._lot = _ParkingLot()
-        self._waiters = self._lot.waiters
+        self._new_lot()
 
 
 #: The lock classes of each implementation available in this process
@@ -400,13 +402,11 @@ if _speedups is not None:
         __slots__ = ("_lot",)
 
         def __init__(self) -> None:
-            self._lot = _ParkingLot()
-            self._waiters = self._lot.waiters
+            self._new_lot()
 
         def _at_fork_reinit(self) -> None:
             _CLockCore._at_fork_reinit(self)
-            self._lot = _ParkingLot()
-            self._waiters = self._lot.waiters
+            self._new_lot()
 
     class CRLock(_RLockMethods, _CRLockCore):
         __doc__ = PyRLock.__doc__
@@ -414,13 +414,11 @@ if _speedups is not None:
         __slots__ = ("_lot",)
 
         def __init__(self) -> None:
-            self._lot = _ParkingLot()
-            self._waiters = self._lot.waiters
+            self._new_lot()
 
         def _at_fork_reinit(self) -> None:
             _CRLockCore._at_fork_reinit(self)
-            self._lot = _ParkingLot()
-            self._waiters = self._lot.waiters
+            self._new_lot()
 
     LOCK_IMPLEMENTATIONS["c"] = (CLock, CRLock)
 

@@ -39,15 +39,11 @@ from __future__ import annotations
 import heapq
 import queue as _stdlib_queue
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from ._conditions import Condition, ConditionStatistics, wait_for
+from ._conditions import Condition
 from ._core import INFINITE, ParkingLot, _natives, deadline_after
 from ._simple_queue import SimpleQueue, SimpleQueueStatistics
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from types import TracebackType
 
 __all__ = [
     "Empty",
@@ -86,7 +82,7 @@ class QueueStatistics(NamedTuple):
     joiners_waiting: int
 
 
-class QueueCondition:
+class QueueCondition(Condition):
     """``Queue.not_empty`` / ``not_full`` / ``all_tasks_done``: a Condition over ``mutex``.
 
     Supports what code written for ``queue.Queue`` does with them: ``with
@@ -98,76 +94,12 @@ class QueueCondition:
     """
 
     __module__ = "threadpatch"
-    __slots__ = ("_lock", "_lot", "_waiters", "acquire", "release")
 
     def __init__(self, mutex: Any, lot: ParkingLot) -> None:
-        self._lock = mutex
+        super().__init__(mutex)
+        # Its waiters are the queue's own: a put, get or task_done wakes them.
         self._lot = lot
         self._waiters = lot.waiters
-        self.acquire: Callable[..., bool] = mutex.acquire
-        self.release: Callable[[], None] = mutex.release
-
-    def __enter__(self) -> bool:
-        return self._lock.__enter__()  # type: ignore[no-any-return]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.__exit__(exc_type, exc, tb)
-
-    def __repr__(self) -> str:
-        return f"<Condition({self._lock}, {len(self._waiters)})>"
-
-    def _is_owned(self) -> bool:
-        # The mutex is a plain lock: "held" is all that can be known, as
-        # threading.Condition finds out for a plain lock.
-        return bool(self._lock.locked())
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Release the mutex, wait for a notify (or the timeout), re-acquire it.
-
-        Returns:
-            True if notified, False if the timeout passed.
-
-        Raises:
-            RuntimeError: the mutex is not held.
-            ThreadCancelled: cancelled (or a deadline expired) while waiting.
-
-        Cancellation:
-            The mutex is held again when the exception propagates, and a
-            notification this waiter received goes to the next waiter.
-        """
-        if not self._is_owned():
-            raise RuntimeError("cannot wait on un-acquired lock")
-        mutex = self._lock
-        return self._lot.park(
-            deadline_after(timeout), ("condition", self), mutex.release, mutex.acquire
-        )
-
-    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
-        """Wait until ``predicate()`` is true; return its last value.
-
-        Cancellation:
-            As :meth:`wait`: the mutex is held again when the exception propagates.
-        """
-        return wait_for(self.wait, predicate, timeout)
-
-    def notify(self, n: int = 1) -> None:
-        """Wake up to ``n`` waiters; RuntimeError if the mutex is not held."""
-        if not self._is_owned():
-            raise RuntimeError("cannot notify on un-acquired lock")
-        self._lot.unpark(n)
-
-    def notify_all(self) -> None:
-        """Wake every waiter; RuntimeError if the mutex is not held."""
-        self.notify(len(self._waiters))
-
-    def statistics(self) -> ConditionStatistics:
-        """A snapshot: the number of ``waiting`` threads (the queue's own included)."""
-        return ConditionStatistics(len(self._waiters))
 
 
 class Queue(Generic[T]):
@@ -379,16 +311,20 @@ class Queue(Generic[T]):
         return self.queue.popleft()  # type: ignore[no-any-return]
 
 
-class PriorityQueue(Queue[T]):
-    """A cancellable ``queue.PriorityQueue``: lowest entry first."""
-
-    __module__ = "threadpatch"
+class _ListQueue(Queue[T]):
+    """Storage in a list (as the stdlib's LifoQueue and PriorityQueue)."""
 
     def _init(self, maxsize: int) -> None:
         self.queue = []
 
     def _qsize(self) -> int:
         return len(self.queue)
+
+
+class PriorityQueue(_ListQueue[T]):
+    """A cancellable ``queue.PriorityQueue``: lowest entry first."""
+
+    __module__ = "threadpatch"
 
     def _put(self, item: T) -> None:
         heapq.heappush(self.queue, item)
@@ -397,16 +333,10 @@ class PriorityQueue(Queue[T]):
         return heapq.heappop(self.queue)  # type: ignore[no-any-return]
 
 
-class LifoQueue(Queue[T]):
+class LifoQueue(_ListQueue[T]):
     """A cancellable ``queue.LifoQueue``: last in, first out."""
 
     __module__ = "threadpatch"
-
-    def _init(self, maxsize: int) -> None:
-        self.queue = []
-
-    def _qsize(self) -> int:
-        return len(self.queue)
 
     def _put(self, item: T) -> None:
         self.queue.append(item)

@@ -186,6 +186,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _forget(state: ThreadState) -> None:
+    if _registry_lock is None:
+        return  # interpreter teardown: module globals are gone
     with _registry_lock:
         if state.ident is not None and _by_ident.get(state.ident) is state:
             del _by_ident[state.ident]

@@ -16,6 +16,7 @@ values, exceptions and repr, but every wait is a cancellation point.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from . import _core
@@ -189,6 +190,13 @@ class Condition:
     def notify_all(self) -> None:
         """Wake every waiter; RuntimeError if the lock is not held."""
         self.notify(len(self._waiters))
+
+    def notifyAll(self) -> None:
+        """Deprecated alias of :meth:`notify_all`, as in ``threading``."""
+        warnings.warn(
+            "notifyAll() is deprecated, use notify_all() instead", DeprecationWarning, stacklevel=2
+        )
+        self.notify_all()
 
     def statistics(self) -> ConditionStatistics:
         """A snapshot: the number of ``waiting`` threads."""

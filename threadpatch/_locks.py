@@ -223,7 +223,22 @@ class _LockMethods(_LockCommon):
 
     if TYPE_CHECKING:
 
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+        def release(self) -> None: ...
         def locked(self) -> bool: ...
+
+    # The native lock's obsolete synonyms, which old code still calls.
+    def acquire_lock(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Obsolete synonym of ``acquire`` (as on ``_thread.lock``)."""
+        return self.acquire(blocking, timeout)
+
+    def release_lock(self) -> None:
+        """Obsolete synonym of ``release`` (as on ``_thread.lock``)."""
+        self.release()
+
+    def locked_lock(self) -> bool:
+        """Obsolete synonym of ``locked`` (as on ``_thread.lock``)."""
+        return self.locked()
 
     def __repr__(self) -> str:
         cls = type(self)

@@ -10,6 +10,7 @@ the semaphore, event or barrier a thread waits for.
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
 from ._conditions import Condition, wait_for
@@ -180,6 +181,13 @@ class Event:
     def is_set(self) -> bool:
         """True once :meth:`set` has been called (and not :meth:`clear` since)."""
         return self._flag
+
+    def isSet(self) -> bool:
+        """Deprecated alias of :meth:`is_set`, as in ``threading``."""
+        warnings.warn(
+            "isSet() is deprecated, use is_set() instead", DeprecationWarning, stacklevel=2
+        )
+        return self.is_set()
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""

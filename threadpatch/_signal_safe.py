@@ -31,6 +31,8 @@ everywhere else: plain ``threading.RLock()`` stays cancellable.
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._core import _natives
@@ -48,13 +50,21 @@ _native_rlock = _natives.RLock
 _signal_safe = _natives.local()
 
 
-def patched_rlock() -> Any:
+def patched_rlock(*args: Any, **kwargs: Any) -> Any:
     """``threading.RLock()`` under the patch: ours, or native for a signal-safe set-up.
 
     Returns a cancellable :class:`RLock`, except while a function wrapped by
     :func:`makes_signal_safe_locks` runs in the calling thread: then the
-    native ``_thread.RLock``, which a signal handler may take.
+    native ``_thread.RLock``, which a signal handler may take.  Arguments are
+    ignored, as the native factory ignores them (warning about them from
+    Python 3.13 on, as it does).
     """
+    if (args or kwargs) and sys.version_info >= (3, 13):
+        warnings.warn(
+            "Passing arguments to RLock is deprecated and will be removed in 3.15",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     if getattr(_signal_safe, "depth", 0):
         return _native_rlock()
     return RLock()

@@ -18,8 +18,13 @@ How it works::
 If the caller is cancelled (or a deadline expires) while it waits, the job is
 *abandoned*: a job not yet started is removed from the queue; a running one
 finishes in its worker, which then drops the result.  Workers exit after
-``IDLE_TIMEOUT`` seconds without work, so repeated cancels leak neither threads
-(the pool is bounded) nor memory (abandoned results are dropped).
+``IDLE_TIMEOUT`` seconds without work (by default at once: a worker lives as
+long as there are jobs), so repeated cancels leak neither threads (the pool is
+bounded) nor memory (abandoned results are dropped).  Exiting at once costs a
+thread start per lookup that finds no busy worker (tens of microseconds), and
+keeps a program's thread count what it would be without threadpatch: leak
+checks such as ``test.support.threading_cleanup`` count native threads and
+would otherwise wait for idle workers.
 
 Tests make lookups block deterministically by replacing entries of
 ``_NATIVE`` (the functions the workers call), e.g. with ``monkeypatch.setitem``.
@@ -50,7 +55,7 @@ __all__ = [
 ]
 
 MAX_WORKERS = 8
-IDLE_TIMEOUT = 5.0
+IDLE_TIMEOUT = 0.0
 
 # The functions the workers call, captured before any patching.  Tests may
 # replace entries to simulate a slow resolver.
@@ -75,6 +80,9 @@ class _Job:
         self.done = False
         self.started = False
         self.abandoned = False
+
+    def is_done(self) -> bool:
+        return self.done
 
 
 _lock = _natives.allocate_lock()
@@ -117,8 +125,8 @@ def _worker() -> None:
         except BaseException as exc:  # handed to the caller, which re-raises it
             result, error = None, exc
         with _lock:
+            job.args = ()  # the caller's arguments are not kept alive by the job
             if job.abandoned:
-                job.args = ()
                 del result, error
                 continue
             job.result, job.error, job.done = result, error, True
@@ -144,7 +152,7 @@ def _submit(job: _Job) -> None:
         raise
 
 
-def _run(name: str, *args: object) -> Any:
+def _run(name: str, args: tuple[object, ...]) -> Any:
     """Run the native lookup ``name`` in the pool and wait for it, cancellably."""
     if _core.is_hub_thread():
         return _NATIVE[name](*args)
@@ -153,7 +161,7 @@ def _run(name: str, *args: object) -> Any:
     job = _Job(name, args, state)
     _submit(job)
     try:
-        _core.wait_until(lambda: job.done, reason=("dns", name, args[0] if args else None))
+        _core.wait_until(job.is_done, reason=("dns", name, args[0] if args else None))
     except BaseException:
         with _lock:
             if not job.started:
@@ -163,13 +171,31 @@ def _run(name: str, *args: object) -> Any:
             job.args = ()
         raise
     error = job.error
-    if error is not None:
-        job.error = None
+    if error is None:
+        return job.result
+    job.error = None
+    del args, job  # the traceback keeps this frame: not the caller's arguments
+    try:
+        raise error
+    finally:
+        del error
+
+
+def _lookup(name: str) -> Callable[..., Any]:
+    """The cancellable stand-in for the C lookup ``socket.<name>`` (same arguments)."""
+
+    def lookup(*args: object) -> Any:
         try:
-            raise error
-        finally:
-            del error
-    return job.result
+            return _run(name, args)
+        except BaseException:
+            # As with the C call, an exception the caller keeps must not keep
+            # the arguments alive (CPython's own tests count references).
+            del args
+            raise
+
+    lookup.__name__ = lookup.__qualname__ = name
+    lookup.__doc__ = f"``socket.{name}``, cancellable (see :func:`getaddrinfo`)."
+    return lookup
 
 
 def _is_numeric(host: object) -> bool:
@@ -210,27 +236,13 @@ def getaddrinfo(
         port is None or isinstance(port, int) or (isinstance(port, str) and port.isdigit())
     ):
         return _NATIVE["getaddrinfo"](host, port, family, type, proto, flags)  # type: ignore[no-any-return]
-    return _run("getaddrinfo", host, port, family, type, proto, flags)  # type: ignore[no-any-return]
+    return _run("getaddrinfo", (host, port, family, type, proto, flags))  # type: ignore[no-any-return]
 
 
-def gethostbyname(hostname: str) -> str:
-    """``socket.gethostbyname``, cancellable (see :func:`getaddrinfo`)."""
-    return _run("gethostbyname", hostname)  # type: ignore[no-any-return]
-
-
-def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
-    """``socket.gethostbyname_ex``, cancellable (see :func:`getaddrinfo`)."""
-    return _run("gethostbyname_ex", hostname)  # type: ignore[no-any-return]
-
-
-def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
-    """``socket.gethostbyaddr``, cancellable (see :func:`getaddrinfo`)."""
-    return _run("gethostbyaddr", ip_address)  # type: ignore[no-any-return]
-
-
-def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
-    """``socket.getnameinfo``, cancellable (see :func:`getaddrinfo`)."""
-    return _run("getnameinfo", sockaddr, flags)  # type: ignore[no-any-return]
+gethostbyname: Callable[[str], str] = _lookup("gethostbyname")
+gethostbyname_ex: Callable[[str], tuple[str, list[str], list[str]]] = _lookup("gethostbyname_ex")
+gethostbyaddr: Callable[[str], tuple[str, list[str], list[str]]] = _lookup("gethostbyaddr")
+getnameinfo: Callable[[tuple[Any, ...], int], tuple[str, str]] = _lookup("getnameinfo")
 
 
 def _after_fork_in_child() -> None:

@@ -1,0 +1,68 @@
+"""The resolver pool leaves no thread behind and keeps no argument alive.
+
+Leak checks (``test.support.threading_cleanup``, pytest plugins) compare the
+native thread count before and after a test: a lookup must not leave an idle
+worker running after it returned.
+"""
+
+from __future__ import annotations
+
+import _thread
+import gc
+import socket
+import sys
+import time
+import weakref
+
+import pytest
+
+from threadpatch import _dns
+from threadpatch import socket as tp_socket
+
+
+def _wait_for_thread_count(count: int, timeout: float) -> None:
+    # A count has no event to wait on: poll it, bounded.
+    deadline = time.monotonic() + timeout
+    while _thread._count() != count:
+        assert time.monotonic() < deadline, f"{_thread._count()} native threads, not {count}"
+        time.sleep(0.001)
+
+
+def test_a_lookup_leaves_no_worker_running() -> None:
+    before = _thread._count()
+    assert tp_socket.gethostbyname("localhost") == socket.gethostbyname("localhost")
+    # The worker delivers the answer, then ends: moments later, not seconds.
+    _wait_for_thread_count(before, timeout=1.0)
+    assert _dns.pool_statistics() == {"workers": 0, "idle": 0, "queued": 0}
+
+
+def test_a_failed_lookup_keeps_no_argument_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Address:
+        """Stands for a sockaddr: the fake resolver takes anything."""
+
+    def failing(*args: object) -> None:
+        del args  # as the C resolver: its frame holds nothing of the caller's
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setitem(_dns._NATIVE, "getnameinfo", failing)
+    address = Address()
+    ref = weakref.ref(address)
+    with pytest.raises(socket.gaierror) as caught:
+        tp_socket.getnameinfo(address, 0)
+    del address
+    gc.collect()
+    # The caller still holds the exception (its traceback holds our frames).
+    assert caught.value.errno == socket.EAI_NONAME
+    assert ref() is None
+
+
+def test_the_stdlib_reference_count_check_passes() -> None:
+    # CPython's test_socket.testRefCountGetNameInfo, on our stand-in.
+    name = "a string is not a sockaddr"
+    try:
+        before = sys.getrefcount(name)
+        tp_socket.getnameinfo(name, 0)
+    except TypeError as exc:
+        assert sys.getrefcount(name) == before, exc
+    else:
+        pytest.fail("getnameinfo accepted a string")

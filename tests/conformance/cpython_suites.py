@@ -1,0 +1,303 @@
+"""CPython's own regression suites, run as a user would: ``python -m threadpatch -m test MODULE``.
+
+Each module of the interpreter's ``test`` package runs in a child interpreter
+under ``patch_all()`` (``python -m threadpatch -m test``, in-process, so the
+tests run patched), with a per-module time limit and only the resources that
+stay on this machine.  Results come from regrtest's JUnit XML.
+
+    python -m tests.conformance.cpython_suites run [--baseline] [MODULE ...]
+    python -m tests.conformance.cpython_suites check      # CI: patched vs known failures
+    python -m tests.conformance.cpython_suites table      # docs/conformance.md from results
+
+``run`` writes ``<results>/<python>/<module>.<mode>.json`` (mode ``patched`` or
+``baseline``, the unpatched interpreter); ``check`` runs the patched suites
+and fails on a failure that is not in ``known_failures.txt`` and on a known
+failure that now passes (the list stays honest); ``table`` turns the stored
+results into ``docs/conformance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+KNOWN_FAILURES = HERE / "known_failures.txt"
+RESULTS = ROOT / "docs" / "conformance-results"
+TABLE = ROOT / "docs" / "conformance.md"
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One module of the ``test`` package and how to run it."""
+
+    name: str
+    timeout: float = 300.0  # the whole module, seconds
+    #: regrtest resources to grant: only those that stay on this machine.
+    resources: tuple[str, ...] = ()
+    #: regrtest ``-m`` patterns (a bounded subset of a very large module).
+    match: tuple[str, ...] = ()
+    note: str = ""
+
+
+SUITES: tuple[Suite, ...] = (
+    Suite("test_threading", 300),
+    Suite("test_thread", 120),
+    Suite("test_threading_local", 120),
+    Suite("test_queue", 180),
+    Suite("test_sched", 120),
+    Suite("test_socket", 600),
+    Suite("test_ssl", 300),
+    Suite("test_select", 120),
+    Suite("test_poll", 120),
+    Suite("test_epoll", 120),
+    Suite("test_selectors", 180),
+    Suite("test_socketserver", 300, ("network",), note="loopback only"),
+    Suite(
+        "test_timeout",
+        60,
+        note="needs -u network for remote hosts (www.python.org): not granted, so it skips",
+    ),
+    Suite("test_httplib", 180, note="the networked tests need -u network: not granted"),
+    Suite("test_httpservers", 300),
+    Suite("test_urllib2", 180),
+    Suite("test_urllib2_localnet", 180),
+    Suite("test_smtplib", 180),
+    Suite("test_ftplib", 180),
+    Suite("test_imaplib", 180),
+    Suite("test_poplib", 180),
+    Suite("test_xmlrpc", 300),
+    Suite("test_wsgiref", 180),
+    Suite("test_concurrent_futures", 600),
+    Suite("test_logging", 400),
+    Suite("test_subprocess", 600),
+    Suite("test_signal", 300),
+    Suite("test_asyncio", 900),
+    Suite(
+        "test_multiprocessing_spawn",
+        600,
+        match=("*.WithThreadsTest*", "*.WithManagerTest*", "*._TestQueue*"),
+        note="a bounded subset: threads, managers and queues",
+    ),
+)
+
+
+@dataclass
+class Outcome:
+    """What one module run gave."""
+
+    module: str
+    mode: str
+    python: str
+    status: str  # "ran", "timeout", "missing", "crashed"
+    seconds: float
+    tests: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/skipped
+
+    def count(self, result: str) -> int:
+        return sum(1 for r in self.tests.values() if r == result)
+
+
+def _test_dir() -> Path:
+    import test
+
+    return Path(test.__file__).resolve().parent
+
+
+def _parse_junit(path: Path) -> dict[str, str]:
+    results: dict[str, str] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "?")
+        kinds = {child.tag for child in case}
+        if kinds & {"failure", "error"}:
+            results[name] = "failed"
+        elif "skipped" in kinds or case.get("status") == "skipped":
+            results[name] = "skipped"
+        else:
+            results[name] = "passed"
+    return results
+
+
+def run_suite(suite: Suite, *, patched: bool) -> Outcome:
+    """Run one module in a child interpreter and collect its per-test results."""
+    mode = "patched" if patched else "baseline"
+    test_dir = _test_dir()
+    if not (test_dir / f"{suite.name}.py").exists() and not (test_dir / suite.name).is_dir():
+        return Outcome(suite.name, mode, PY, "missing", 0.0)
+    with tempfile.TemporaryDirectory(prefix="tp-conformance-") as tmp:
+        xml = Path(tmp) / "junit.xml"
+        cmd = [sys.executable]
+        if patched:
+            cmd += ["-m", "threadpatch"]
+        cmd += ["-m", "test", suite.name, "--junit-xml", str(xml), "-q"]
+        cmd += ["--timeout", str(int(suite.timeout))]
+        if suite.resources:
+            cmd += ["-u", ",".join(suite.resources)]
+        for pattern in suite.match:
+            cmd += ["-m", pattern]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env.pop("THREADPATCH_AUTOPATCH", None)
+        start = time.monotonic()
+        try:
+            subprocess.run(
+                cmd,
+                cwd=tmp,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=suite.timeout + 60,
+                check=False,
+            )
+            status = "ran"
+        except subprocess.TimeoutExpired:
+            status = "timeout"
+        seconds = time.monotonic() - start
+        tests = _parse_junit(xml) if xml.exists() else {}
+        if status == "ran" and not tests:
+            status = "crashed"
+        return Outcome(suite.name, mode, PY, status, seconds, tests)
+
+
+def _store(outcome: Outcome, results: Path) -> None:
+    target = results / outcome.python
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{outcome.module}.{outcome.mode}.json"
+    path.write_text(json.dumps(outcome.__dict__, indent=1, sort_keys=True) + "\n")
+
+
+def _load(results: Path) -> list[Outcome]:
+    return [Outcome(**json.loads(p.read_text())) for p in sorted(results.glob("*/*.json"))]
+
+
+def known_failures(python: str = PY) -> dict[str, str]:
+    """``{test id: reason}`` for this Python, from known_failures.txt.
+
+    Each line: ``<test id> <pythons or *> <reason>``, e.g.
+    ``test.test_threading.MiscTestCase.test__all__ * __module__ of replacements is threadpatch``.
+    """
+    found: dict[str, str] = {}
+    for line in KNOWN_FAILURES.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        test_id, pythons, reason = line.split(None, 2)
+        if pythons == "*" or python in pythons.split(","):
+            found[test_id] = reason
+    return found
+
+
+def check(outcomes: list[Outcome]) -> list[str]:
+    """The problems of a patched run against the known failures (empty: all good)."""
+    known = known_failures()
+    problems = []
+    for outcome in outcomes:
+        if outcome.status in ("timeout", "crashed"):
+            problems.append(f"{outcome.module}: {outcome.status} after {outcome.seconds:.0f} s")
+        for test_id, result in sorted(outcome.tests.items()):
+            if result == "failed" and test_id not in known:
+                problems.append(f"unexpected failure: {test_id}")
+            elif result == "passed" and test_id in known:
+                problems.append(f"known failure now passes (remove it): {test_id}")
+    return problems
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """docs/conformance.md: per module and Python, patched against the unpatched baseline."""
+    by_key = {(o.python, o.module, o.mode): o for o in outcomes}
+    pythons = sorted({o.python for o in outcomes})
+    lines = [
+        "# CPython's regression suites under `patch_all()`",
+        "",
+        "Generated by `python -m tests.conformance.cpython_suites table` from the runs in",
+        "`docs/conformance-results/` (`run --baseline` on each Python). *Pass rate* is the share",
+        "of the tests that pass unpatched which also pass patched; *time* is patched wall time",
+        "over unpatched. Known failures, each with its reason, are in",
+        "`tests/conformance/known_failures.txt`.",
+        "",
+        "| module | Python | run | passed | skipped | failed | known | pass rate | time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for suite in SUITES:
+        for python in pythons:
+            patched = by_key.get((python, suite.name, "patched"))
+            base = by_key.get((python, suite.name, "baseline"))
+            if patched is None:
+                continue
+            if patched.status == "missing":
+                missing = "not in this Python's `test` package"
+                lines.append(f"| {suite.name} | {python} | {missing} |||||||")
+                continue
+            known = known_failures(python)
+            failed = [t for t, r in patched.tests.items() if r == "failed"]
+            rate = "-"
+            ratio = "-"
+            if base is not None and base.status != "missing":
+                good = [t for t, r in base.tests.items() if r == "passed"]
+                if good:
+                    ok = sum(1 for t in good if patched.tests.get(t) == "passed")
+                    rate = f"{100 * ok / len(good):.1f} %"
+                if base.seconds > 0:
+                    ratio = f"{patched.seconds / base.seconds:.2f}x"
+            status = "" if patched.status == "ran" else f" ({patched.status})"
+            lines.append(
+                f"| {suite.name}{status} | {python} | {len(patched.tests)} "
+                f"| {patched.count('passed')} | {patched.count('skipped')} | {len(failed)} "
+                f"| {sum(1 for t in failed if t in known)} | {rate} | {ratio} |"
+            )
+    notes = [f"- {s.name}: {s.note}" for s in SUITES if s.note]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.conformance.cpython_suites")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run suites patched (and unpatched with --baseline)")
+    run.add_argument("modules", nargs="*")
+    run.add_argument("--baseline", action="store_true")
+    chk = sub.add_parser("check", help="run patched and compare with the known failures")
+    chk.add_argument("modules", nargs="*")
+    sub.add_parser("table", help="write docs/conformance.md from the stored results")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    if args.command == "table":
+        TABLE.write_text(table(_load(args.results)))
+        print(f"wrote {TABLE}")
+        return 0
+    chosen = [s for s in SUITES if not args.modules or s.name in args.modules]
+    outcomes = []
+    for suite in chosen:
+        modes = [True, False] if args.command == "run" and args.baseline else [True]
+        for patched in modes:
+            outcome = run_suite(suite, patched=patched)
+            outcomes.append(outcome)
+            print(
+                f"{PY} {suite.name:28} {outcome.mode:8} {outcome.status:8} "
+                f"{outcome.seconds:6.1f} s  passed {outcome.count('passed')} "
+                f"failed {outcome.count('failed')} skipped {outcome.count('skipped')}",
+                flush=True,
+            )
+            if args.command == "run":
+                _store(outcome, args.results)
+    if args.command == "check":
+        problems = check(outcomes)
+        for problem in problems:
+            print(problem)
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

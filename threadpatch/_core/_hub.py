@@ -26,7 +26,8 @@ How it works::
 
 Everything else goes thread to thread and never comes here: an uncontended
 lock, a ready socket, a wake-up from another thread, a wait with a plain
-timeout (``Event.wait(5)``), a sleep (on the real clock).
+timeout (``Event.wait(5)``), a sleep (which only a virtual clock routes
+through a timer here).
 """
 
 from __future__ import annotations

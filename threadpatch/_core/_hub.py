@@ -41,7 +41,6 @@ from . import _natives
 from ._exceptions import HubError
 
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Callable
 
 __all__ = ["Hub", "TimerHandle", "clock", "get_hub", "is_hub_thread", "set_clock"]
@@ -145,7 +144,6 @@ class Hub:
         try:
             import curio  # the hub is the only place that imports curio
 
-            _quiet_curio_timeout_warnings()
             kernel = curio.Kernel(selector=_natives.DefaultSelector())
             with kernel:
                 kernel.run(self._main)
@@ -184,6 +182,7 @@ class Hub:
 
     async def _main(self) -> None:
         import curio
+        from curio.traps import _clock, _set_timeout, _unset_timeout
 
         wake = curio.io.Socket(self._wake_r)
         self._ready.release()
@@ -192,7 +191,17 @@ class Hub:
             if delay is None:
                 await wake.recv(4096)
             elif delay > 0:
-                await curio.ignore_after(delay, wake.recv, 4096)
+                # A timed wait for a poke, on the kernel's timeout traps: a
+                # curio timeout block would log a warning (and so make the hub
+                # a threading._DummyThread) whenever a poke and the deadline
+                # come together; here either simply ends the wait.
+                previous = await _set_timeout(await _clock() + delay)
+                try:
+                    await wake.recv(4096)
+                except curio.TaskTimeout:
+                    pass
+                finally:
+                    await _unset_timeout(previous)
 
     def _step(self) -> float | None:
         """One look at the heap: fire what is due, answer sync(); real seconds to the next look.
@@ -317,23 +326,6 @@ class Hub:
         self.ensure_started()
         self._inject = error if error is not None else RuntimeError("hub broken on purpose")
         self._poke()
-
-
-def _not_about_the_hub(record: logging.LogRecord) -> bool:
-    """Logging filter: False for curio's "took longer than an enclosing timeout" about the hub.
-
-    The hub's timed wait for a wake-up can complete just after its own
-    deadline passed; curio logs that as a warning, which is noise for the
-    application.  Other tasks' warnings (if the application uses curio) stay.
-    """
-    args = record.args if isinstance(record.args, tuple) else ()
-    return not (args and "Hub._main" in repr(args[0]))
-
-
-def _quiet_curio_timeout_warnings() -> None:
-    import logging
-
-    logging.getLogger("curio.time").addFilter(_not_about_the_hub)
 
 
 _hub = Hub()

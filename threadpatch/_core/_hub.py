@@ -9,8 +9,8 @@ thing a blocked thread cannot do for itself: notice that a deadline passed.
 * Time comes from one function, :data:`clock` (``time.monotonic``): the
   deadline scopes read it too.  A test may install a virtual clock instead
   (:func:`set_clock`, used by :class:`threadpatch.testing.MockClock`); then
-  timers fire only when that clock is moved on and :meth:`Hub.sync` asks
-  the hub to look.
+  timers fire only when that clock is moved on: by a test, which then calls
+  :meth:`Hub.sync` to have the hub look, or by the clock's autojump.
 * If the hub thread dies, :attr:`Hub.failure` is set and the failure
   listeners wake every blocked thread, which then raises :class:`HubError`
   instead of hanging.

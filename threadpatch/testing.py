@@ -34,13 +34,9 @@ bounds a test puts on its waits, and they must stay real.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from . import _core
 from ._core import _natives
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 __all__ = ["MockClock"]
 
@@ -138,12 +134,7 @@ class MockClock:
         _core.set_clock(self.time, self._idle_from_hub)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         global _installed
         self._installed = False
         _installed = None

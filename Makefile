@@ -1,9 +1,12 @@
 # The two commands the README opens with:
 #   make demo   -- run the talk's examples end to end
-#   make test   -- lint, type-check, and run the tests on Python 3.11, 3.12 and 3.13
+#   make test   -- lint, type-check, and run the tests on Python 3.11, 3.12 and 3.13,
+#                  and once more on 3.12 without the C accelerator (THREADPATCH_PURE_PYTHON=1)
 # Each creates the virtual environments it needs under .venv/.
 
 PYTHONS ?= 3.11 3.12 3.13
+# The pure-Python leg: the reference code the C accelerator must match, on one Python.
+PURE_PY ?= 3.12
 DEMO_PY ?= 3.11
 
 .PHONY: demo test lint bench clean
@@ -11,13 +14,16 @@ DEMO_PY ?= 3.11
 demo: .venv/$(DEMO_PY)/.ok
 	.venv/$(DEMO_PY)/bin/python examples/run_all.py
 
-test: $(foreach v,$(PYTHONS),.venv/$(v)/.ok)
+test: $(foreach v,$(sort $(PYTHONS) $(PURE_PY)),.venv/$(v)/.ok)
 	.venv/3.11/bin/ruff check threadpatch tests integration benchmarks examples
 	.venv/3.11/bin/mypy
 	@failed=""; for v in $(PYTHONS); do \
 		echo "=== Python $$v ==="; \
 		.venv/$$v/bin/python -m pytest -p no:cacheprovider -q || failed="$$failed $$v"; \
 	done; \
+	echo "=== Python $(PURE_PY), THREADPATCH_PURE_PYTHON=1 ==="; \
+	THREADPATCH_PURE_PYTHON=1 .venv/$(PURE_PY)/bin/python -m pytest -p no:cacheprovider -q \
+		|| failed="$$failed $(PURE_PY)(pure-Python)"; \
 	if [ -n "$$failed" ]; then echo "tests failed on Python$$failed"; exit 1; fi
 
 bench: .venv/$(DEMO_PY)/.ok

@@ -1,4 +1,4 @@
-"""Shared test fixtures: deterministic waits, and a leak check on every test."""
+"""Shared test fixtures: deterministic waits, a virtual clock, and a leak check on every test."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests._helpers import wait_until
 from threadpatch import _core
+from threadpatch.testing import MockClock
 
 pytest_plugins = ["pytester"]
 
@@ -24,16 +26,19 @@ def _wait_all_threads_blocked(timeout: float = 10.0, *, expected: int | None = N
     the test if that state is not reached within ``timeout`` seconds.
     """
     me = _core.current_state()
-    deadline = time.monotonic() + timeout
-    while True:
-        others = [s for s in _core.all_states() if s is not me and not s.finished]
-        parked = [s for s in others if s.parked]
-        if len(parked) == len(others) and (expected is None or len(parked) >= expected):
-            return
-        if time.monotonic() > deadline:
-            busy = [s.name for s in others if not s.parked]
-            pytest.fail(f"threads never all blocked: still running {busy}")
-        time.sleep(0.0005)  # polling the registry, not synchronising on time
+
+    def others() -> list[_core.ThreadState]:
+        return [s for s in _core.all_states() if s is not me and not s.finished]
+
+    def all_blocked() -> bool:
+        threads = others()
+        parked = [s for s in threads if s.parked]
+        return len(parked) == len(threads) and (expected is None or len(parked) >= expected)
+
+    def busy() -> str:
+        return f"threads all blocked (still running: {[s.name for s in others() if not s.parked]})"
+
+    wait_until(all_blocked, timeout, busy)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -49,6 +54,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture
 def wait_all_threads_blocked() -> Callable[..., None]:
     return _wait_all_threads_blocked
+
+
+@pytest.fixture
+def mock_clock() -> Iterator[MockClock]:
+    """A virtual clock for hub deadlines and sleeps; it moves by ``mock_clock.jump()`` only."""
+    with MockClock() as clock:
+        yield clock
+
+
+@pytest.fixture
+def autojump_clock() -> Iterator[MockClock]:
+    """A virtual clock that jumps to the next deadline as soon as every known thread waits.
+
+    For tests where only a deadline (or a sleep) can end the waits: a 60 s
+    deadline then expires at once, exactly 60 virtual seconds on.
+    """
+    with MockClock(autojump_threshold=0) as clock:
+        yield clock
 
 
 @pytest.fixture(autouse=True)

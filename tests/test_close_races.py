@@ -33,7 +33,6 @@ import selectors as std_selectors
 import socket as std_socket
 import ssl as std_ssl
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +44,7 @@ from threadpatch import selectors as tp_selectors
 from threadpatch import socket as tp_socket
 from threadpatch import ssl as tp_ssl
 
+from ._helpers import wait_until
 from .servers import BacklogServer, TLSCerts
 from .test_socket import wait_path  # noqa: F401 - the fixture: C and pure-Python socket methods
 
@@ -524,21 +524,30 @@ def _outcome(call: Callable[[], object]) -> Outcome:
 def _wait_native_blocked(thread: threading.Thread, timeout: float = 10.0) -> None:
     """Wait until ``thread`` sleeps in a system call other than a futex (the GIL, a lock)."""
     task = f"/proc/self/task/{thread.native_id}"
-    deadline = time.monotonic() + timeout
-    seen_wchan = False
-    while True:
+    seen = {"state": "?", "wchan": "?", "any_wchan": ""}
+
+    def in_a_native_call_or_ended() -> bool:
+        if not thread.is_alive():
+            return True
         with open(f"{task}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
+            state = seen["state"] = f.read().rsplit(")", 1)[1].split()[0]
         with open(f"{task}/wchan") as f:
-            wchan = f.read()  # "0" while running
-        seen_wchan = seen_wchan or wchan not in ("", "0")
-        if state == "S" and wchan not in ("", "0") and "futex" not in wchan:
-            return
-        if time.monotonic() > deadline or not thread.is_alive():
-            if not seen_wchan:  # pragma: no cover - a kernel that hides wchan
-                pytest.skip("cannot see where a native thread blocks")
-            pytest.fail(f"the native call never blocked (state {state}, in {wchan})")
-        time.sleep(0.0005)  # polling a thread's state, not synchronising on time
+            wchan = seen["wchan"] = f.read()  # "0" while running
+        if wchan not in ("", "0"):
+            seen["any_wchan"] = wchan
+        return state == "S" and wchan not in ("", "0") and "futex" not in wchan
+
+    def what() -> str:
+        return f"the native call blocked (last seen: state {seen['state']}, in {seen['wchan']})"
+
+    try:
+        wait_until(in_a_native_call_or_ended, timeout, what)
+    except AssertionError:
+        if not seen["any_wchan"]:  # pragma: no cover - a kernel that hides wchan
+            pytest.skip("cannot see where a native thread blocks")
+        raise
+    if not thread.is_alive():
+        pytest.fail(f"the thread ended before its native call blocked ({what()})")
 
 
 def _make_wake_fd() -> None:

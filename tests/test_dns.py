@@ -6,7 +6,6 @@ import gc
 import os
 import socket as std_socket
 import threading
-import time
 import tracemalloc
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,8 @@ import threadpatch
 from threadpatch import _dns
 from threadpatch import socket as tp_socket
 from threadpatch._core import ThreadCancelled, ThreadTimeout
+
+from ._helpers import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -133,10 +134,8 @@ def test_repeated_cancels_leak_no_thread_and_no_memory(slow_resolver: threading.
     slow_resolver.set()
     # Once the resolver answers, the pool drains and serves again.
     assert tp_socket.gethostbyname("localhost") == std_socket.gethostbyname("localhost")
-    deadline = time.monotonic() + 5
-    while _dns.pool_statistics()["idle"] != _dns.pool_statistics()["workers"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.001)  # polling a count
+    stats = _dns.pool_statistics
+    wait_until(lambda: stats()["idle"] == stats()["workers"], 5, "every worker idle again")
 
 
 def test_idle_workers_exit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,7 +146,4 @@ def test_idle_workers_exit(monkeypatch: pytest.MonkeyPatch) -> None:
         while _dns._idle:
             _dns._idle.pop().release()
     tp_socket.gethostbyname("localhost")
-    deadline = time.monotonic() + 5
-    while _dns.pool_statistics()["workers"]:
-        assert time.monotonic() < deadline, "idle workers never exited"
-        time.sleep(0.001)  # polling a count
+    wait_until(lambda: not _dns.pool_statistics()["workers"], 5, "idle workers exited")

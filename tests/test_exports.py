@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "_autopatch": 4,
     "__main__": 4,
     "pytest_plugin": 4,
+    "testing": 4,  # test support: the virtual clock
     "__init__": 5,
 }
 

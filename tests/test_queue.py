@@ -27,6 +27,8 @@ from threadpatch import (
     timeout_after,
 )
 
+from ._helpers import wait_until
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -390,17 +392,10 @@ def test_notify_not_empty_without_item_lets_get_wait_on(
     wait_all_threads_blocked(expected=1)
     with q.not_empty:
         q.not_empty.notify()  # a wake-up with nothing to take
-    _wait_for_state(lambda: q.statistics().getters_waiting == 1)
+    wait_until(lambda: q.statistics().getters_waiting == 1, message="the getter back in line")
     wait_all_threads_blocked(expected=1)
     q.put("item")
     assert getter.join(timeout=5) == "item"
-
-
-def _wait_for_state(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = _core._natives.monotonic() + timeout
-    while not predicate():
-        assert _core._natives.monotonic() < deadline, "state never reached"
-        _core._natives.sleep(0.0005)
 
 
 class BatchQueue(Queue[str]):

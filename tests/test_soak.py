@@ -65,6 +65,7 @@ import pytest
 import threadpatch
 from threadpatch import DeadlineExpired, ThreadCancelled, ThreadTimeout, _core
 
+from ._helpers import wait_until
 from ._soak_server import body
 from .servers import fd_count
 
@@ -86,7 +87,6 @@ SEMAPHORE_SLOTS = 3
 
 # The test's own bookkeeping must stay native while the stdlib is patched.
 _native_lock = threading.Lock
-_native_sleep = time.sleep
 
 
 class SoakFailure(AssertionError):
@@ -586,16 +586,6 @@ def _driver(rnd: Round, rng: random.Random, seconds: float) -> list[threading.Th
     return threads
 
 
-def _settle(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll a state that other threads reach asynchronously (thread ends, reaping)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        _native_sleep(0.005)
-    return True
-
-
 def _check_round(rnd: Round, threads: list[threading.Thread]) -> dict[str, int]:
     alive = [t.name for t in threads if t.is_alive()]
     if alive:
@@ -717,9 +707,11 @@ def test_soak_under_faults(caplog: pytest.LogCaptureFixture) -> None:
                 ]
                 if extra:
                     raise fail(f"round {number}: threads left: {[t.name for t in extra][:10]}")
-                if not _settle(lambda: len(_live_states()) <= states_before):
+                try:  # reaping a thread's state happens as the thread ends, soon after
+                    wait_until(lambda: len(_live_states()) <= states_before, 5, "states reaped")
+                except AssertionError:
                     left = [s for s in _live_states()][:10]
-                    raise fail(f"round {number}: thread states left: {left}")
+                    raise fail(f"round {number}: thread states left: {left}") from None
                 if hub.pending_timers():
                     raise fail(f"round {number}: {hub.pending_timers()} hub timers left")
                 fds = fd_count()

@@ -15,6 +15,7 @@ from threadpatch import _core, _dns, _socket
 from threadpatch import socket as tp_socket
 from threadpatch._core import ThreadCancelled, ThreadTimeout
 
+from ._helpers import wait_until
 from .servers import BacklogServer, DripServer, EchoServer, SilentServer, fd_count
 
 if TYPE_CHECKING:
@@ -27,10 +28,7 @@ def settle_fds(before: int) -> None:
     Threads close their private wake-up descriptor as they end, which can be
     a moment after join() returns; anything still open after 5 s is a leak.
     """
-    deadline = time.monotonic() + 5
-    while fd_count() > before and time.monotonic() < deadline:
-        time.sleep(0.001)  # polling a count, not synchronising on time
-    assert fd_count() <= before, "descriptors leaked"
+    wait_until(lambda: fd_count() <= before, 5, lambda: f"{fd_count() - before} descriptors closed")
 
 
 @pytest.fixture
@@ -666,7 +664,7 @@ def wait_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setattr(_socket, "_poll_recv_into", None)
         monkeypatch.setattr(_socket, "_wait_and_call", {})
     elif _socket._poll_recv is None:
-        pytest.skip("the C accelerator is not built")
+        pytest.skip("the C accelerator is not in use (not built, or THREADPATCH_PURE_PYTHON)")
     else:
         for name in _socket.PY_METHODS:
             assert type(vars(tp_socket.socket)[name]).__name__ == "method_descriptor"
@@ -853,10 +851,10 @@ def test_waiting_receive_in_main_thread_runs_signal_handlers(
     main = threading.get_ident()
 
     def interrupt() -> None:
-        deadline = time.monotonic() + 10
-        while not me.parked and time.monotonic() < deadline:
-            time.sleep(0.0005)  # polling a flag, not synchronising on time
-        signal.pthread_kill(main, signal.SIGUSR1)
+        try:
+            wait_until(lambda: me.parked, message="the main thread waiting in recv")
+        finally:  # even so: the main thread must not wait forever
+            signal.pthread_kill(main, signal.SIGUSR1)
 
     old = signal.signal(signal.SIGUSR1, handler)
     try:

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,8 @@ from threadpatch import (
     timeout_after,
 )
 
+from ._helpers import wait_until
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -55,14 +56,6 @@ def locks(request: pytest.FixtureRequest) -> LockPair:
     """(Lock, RLock) of one implementation; tests unpack it over the module names."""
     pair: LockPair = _sync.LOCK_IMPLEMENTATIONS[request.param]
     return pair
-
-
-def _wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll a state (not a timing) until it holds; fail after ``timeout``."""
-    deadline = _core._natives.monotonic() + timeout
-    while not predicate():
-        assert _core._natives.monotonic() < deadline, "state never reached"
-        _core._natives.sleep(0.0005)
 
 
 def _cancelled(t: threadpatch.Thread[object]) -> bool:
@@ -146,7 +139,7 @@ def test_stdlib_condition_works_with_our_rlock_and_lock(
                 seen.append(cond.wait(timeout=10))
 
         t = spawn(waiter)
-        _wait_until(lambda cond=cond: cond._waiters)  # type: ignore[misc]
+        wait_until(lambda cond=cond: cond._waiters, message="the waiter in wait()")  # type: ignore[misc]
         with cond:
             cond.notify()
         t.join(timeout=5)
@@ -241,7 +234,7 @@ def test_c_acquire_errors_are_the_native_ones(
     args: tuple[object, ...], kwargs: dict[str, object]
 ) -> None:
     if "c" not in _sync.LOCK_IMPLEMENTATIONS:
-        pytest.skip("the C accelerator is not built")
+        pytest.skip("the C accelerator is not in use (not built, or THREADPATCH_PURE_PYTHON)")
     with pytest.raises(Exception) as native:  # noqa: PT011 - compared below
         threading.Lock().acquire(*args, **kwargs)  # type: ignore[arg-type]
     for cls in _sync.LOCK_IMPLEMENTATIONS["c"]:
@@ -308,12 +301,12 @@ def test_rlock_condition_restores_depth_under_contention(
             depth.append(rlock._recursion_count())
 
     t = spawn(waiter)
-    _wait_until(lambda: cond.statistics().waiting == 1)
+    wait_until(lambda: cond.statistics().waiting == 1, message="the waiter in wait()")
     wait_all_threads_blocked(expected=1)
     with rlock:
         cond.notify()
         # Notified, it now waits for the lock we hold.
-        _wait_until(lambda: rlock.statistics().waiting == 1)
+        wait_until(lambda: rlock.statistics().waiting == 1, message="the waiter at the lock")
         wait_all_threads_blocked(expected=1)
     t.join(timeout=5)
     assert depth == [3]
@@ -528,7 +521,10 @@ def test_cancelled_condition_wait_reacquires_lock(
                     raise
 
         t = spawn(waiter)
-        _wait_until(lambda cond=cond: cond.statistics().waiting == 1)  # type: ignore[misc]
+        wait_until(
+            lambda cond=cond: cond.statistics().waiting == 1,  # type: ignore[misc]
+            message="the waiter in wait()",
+        )
         wait_all_threads_blocked(expected=1)
         with cond:
             # It cannot re-acquire while we hold the lock: cancel, then let go.
@@ -671,15 +667,13 @@ def _call_cancelled_while_another_thread_is_inside(
         except BaseException as exc:
             outcome.append(exc)
 
+    def ended_or_waits_for_the_lock() -> bool:
+        frame = sys._current_frames().get(t.ident or 0)
+        return t.done() or (frame is not None and frame.f_code is Condition.__enter__.__code__)
+
     with cond:
         t = spawn(body)
-        deadline = time.monotonic() + 10
-        while not t.done():  # until it has failed, or waits for the lock we hold
-            frame = sys._current_frames().get(t.ident or 0)
-            if frame is not None and frame.f_code is Condition.__enter__.__code__:
-                break
-            assert time.monotonic() < deadline, "the thread neither ended nor waited for the lock"
-            time.sleep(0.0005)  # polling the thread's frame, not synchronising on time
+        wait_until(ended_or_waits_for_the_lock, message="the thread ended or waiting for the lock")
     t.join(timeout=10)
     assert outcome == [None]
 

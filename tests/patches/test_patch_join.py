@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 import threadpatch
+from tests._helpers import wait_until
 from threadpatch import _threading
 from threadpatch._core import _natives
 
@@ -91,10 +91,8 @@ def test_join_of_a_cancelled_plain_thread_returns_when_it_ends() -> None:
     t, gate = _blocked_plain_thread()
     assert threadpatch.cancel(t, blocking=False) is False
     joiner = threadpatch.spawn(_threading.join, t)
-    deadline = time.monotonic() + 10
-    while not joiner._state.parked:  # the joiner waits in join (the other thread never parks)
-        assert time.monotonic() < deadline, "the joiner never waited"
-        time.sleep(0.0005)  # polling the joiner's state, not synchronising on time
+    # The joiner waits in join (the other thread never parks).
+    wait_until(lambda: joiner._state.parked, message="the joiner waiting in join")
     gate.release()  # type: ignore[attr-defined]
     assert joiner.wait(timeout=10), "join() of the ended thread never returned"
     assert joiner.exception is None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import queue
 import sys
-import time
 
 import threadpatch
+from tests._helpers import wait_until
 from threadpatch import _sync
 
 
@@ -26,15 +26,14 @@ def test_cancelled_thread_puts_without_waiting_while_another_thread_is_inside() 
         except BaseException as exc:
             outcome.append(exc)
 
+    def ended_or_waits_for_the_mutex() -> bool:
+        frame = sys._current_frames().get(t.ident or 0)
+        waits = frame is not None and frame.f_code is _sync.Condition.__enter__.__code__
+        return t.done() or waits
+
     with q.mutex:  # another thread is inside put() or get()
         t = threadpatch.spawn(body)
-        deadline = time.monotonic() + 10
-        while not t.done():  # until it has failed, or waits for the mutex we hold
-            frame = sys._current_frames().get(t.ident or 0)
-            if frame is not None and frame.f_code is _sync.Condition.__enter__.__code__:
-                break
-            assert time.monotonic() < deadline, "the thread neither ended nor waited"
-            time.sleep(0.0005)  # polling the thread's frame, not synchronising on time
+        wait_until(ended_or_waits_for_the_mutex, message="the thread ended or at the mutex")
     t.join(timeout=10)
     assert outcome == [None]
     assert q.get_nowait() == 1

@@ -13,7 +13,7 @@ from ._exceptions import (
     ThreadTimeout,
 )
 from ._group import ThreadGroup
-from ._hub import get_hub, is_hub_thread
+from ._hub import get_hub, is_hub_thread, set_clock
 from ._registry import all_states, current_state, state_for_thread, thread_local
 from ._scopes import (
     DeadlineScope,
@@ -72,6 +72,7 @@ __all__ = [
     "is_hub_thread",
     "run",
     "seconds_left",
+    "set_clock",
     "shield",
     "sleep",
     "spawn",

@@ -1,13 +1,19 @@
-"""The hub: one curio kernel in a lazily started daemon thread.
+"""The hub: a curio kernel in a lazily started daemon thread that fires deadline timers.
 
-This is the only module of threadpatch that imports curio.  The hub owns the
-services a blocked thread cannot provide for itself:
+This is the only module of threadpatch that imports curio.  The hub does one
+thing a blocked thread cannot do for itself: notice that a deadline passed.
 
-* deadline timers: ``timeout_after`` registers a timer here, and when it fires
-  the hub marks the scope expired and wakes the thread that owns it;
-* running blocking work that has no file descriptor (DNS lookups) somewhere
-  else, so that the caller's wait stays cancellable;
-* a bridge for running coroutines on the kernel.
+* :meth:`Hub.call_at` puts a callback on a timer heap; the hub thread runs
+  it when the deadline comes.  ``timeout_after``/``ignore_after`` scopes use
+  it: the callback marks the scope expired and wakes the thread that owns it.
+* Time comes from one function, :data:`clock` (``time.monotonic``): the
+  deadline scopes read it too.  A test may install a virtual clock instead
+  (:func:`set_clock`, used by :class:`threadpatch.testing.MockClock`); then
+  timers fire only when that clock is moved on: by a test, which then calls
+  :meth:`Hub.sync` to have the hub look, or by the clock's autojump.
+* If the hub thread dies, :attr:`Hub.failure` is set and the failure
+  listeners wake every blocked thread, which then raises :class:`HubError`
+  instead of hanging.
 
 How it works::
 
@@ -18,10 +24,10 @@ How it works::
                                   fires due callbacks: cb() marks A and
     park() <------unpark---------  unparks it.
 
-Hot paths never come here: an uncontended lock, a ready socket, a wake-up from
-another thread go thread to thread.  If the hub dies, :attr:`Hub.failure` is
-set and the failure listeners wake every blocked thread, which then raises
-:class:`HubError` instead of hanging.
+Everything else goes thread to thread and never comes here: an uncontended
+lock, a ready socket, a wake-up from another thread, a wait with a plain
+timeout (``Event.wait(5)``), a sleep (which only a virtual clock routes
+through a timer here).
 """
 
 from __future__ import annotations
@@ -35,34 +41,51 @@ from . import _natives
 from ._exceptions import HubError
 
 if TYPE_CHECKING:
-    import logging
-
-if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Hub", "TimerHandle", "get_hub", "is_hub_thread"]
+__all__ = ["Hub", "TimerHandle", "clock", "get_hub", "is_hub_thread", "set_clock"]
+
+#: The clock of hub deadlines, in seconds: the timer heap and the deadline
+#: scopes read the time from this one function.  ``time.monotonic`` itself
+#: (callers look it up as ``_hub.clock`` and call it: no extra layer), or the
+#: virtual clock a test installed with :func:`set_clock`.
+clock: Callable[[], float] = _natives.monotonic
+#: With a virtual clock: how long (real seconds) the hub waits before it looks
+#: at the heap again, given the earliest pending deadline (None: none); None
+#: means until poked.  It may move the virtual clock on (an autojump).
+_idle: Callable[[float | None], float | None] | None = None
+
+
+def set_clock(
+    now: Callable[[], float] | None, idle: Callable[[float | None], float | None] | None = None
+) -> None:
+    """Make ``now`` the clock of hub deadlines; None restores ``time.monotonic``.
+
+    With a virtual clock the hub does not wait for deadlines in real time:
+    it fires due timers when poked (:meth:`Hub.sync`), or after ``idle``
+    (see :data:`_idle`) tells it to look again.  For tests only
+    (:class:`threadpatch.testing.MockClock`): deadlines already pending keep
+    their values on the new clock.
+    """
+    global clock, _idle
+    clock = now if now is not None else _natives.monotonic
+    _idle = idle if now is not None else None
+    hub = _hub
+    if hub._started and hub.failure is None:
+        hub._poke()  # look at the heap on the new clock
 
 
 class TimerHandle:
-    """A pending hub timer; :meth:`cancel` stops it from firing."""
+    """A pending hub timer; ``Hub.cancel_timer`` stops it from firing."""
 
-    __slots__ = ("_hub", "callback", "cancelled", "deadline")
+    __slots__ = ("callback", "cancelled", "deadline")
 
-    def __init__(
-        self, deadline: float, callback: Callable[[], None], hub: Hub | None = None
-    ) -> None:
+    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
         self.deadline = deadline
         self.callback = callback
         # True once cancelled or fired; set only under the hub's lock (the
         # hub keeps count of the cancelled entries still in its heap).
         self.cancelled = False
-        self._hub = hub
-
-    def cancel(self) -> None:
-        if self._hub is not None:
-            self._hub.cancel_timer(self)
-        else:
-            self.cancelled = True
 
 
 class Hub:
@@ -73,6 +96,9 @@ class Hub:
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._cancelled_timers = 0
+        # Native locks of callers waiting in sync(), released once the hub has
+        # fired what was due when it took them.
+        self._syncs: list[Any] = []
         self._started = False
         self._ready = _natives.allocate_lock()
         self._ready.acquire()
@@ -118,7 +144,6 @@ class Hub:
         try:
             import curio  # the hub is the only place that imports curio
 
-            _quiet_curio_timeout_warnings()
             kernel = curio.Kernel(selector=_natives.DefaultSelector())
             with kernel:
                 kernel.run(self._main)
@@ -138,6 +163,7 @@ class Hub:
         self.failure = failure
         if self._ready.locked():
             self._ready.release()
+        self._release_syncs()  # they see the failure
         self._close_wake_sockets()
         if self is _hub and not self._closing:
             for listener in list(self._failure_listeners):
@@ -156,22 +182,53 @@ class Hub:
 
     async def _main(self) -> None:
         import curio
+        from curio.traps import _clock, _set_timeout, _unset_timeout
 
         wake = curio.io.Socket(self._wake_r)
         self._ready.release()
         while not self._closing:
-            delay = self._run_due_timers()
+            delay = self._step()
             if delay is None:
                 await wake.recv(4096)
-            else:
-                await curio.ignore_after(delay, wake.recv, 4096)
+            elif delay > 0:
+                # A timed wait for a poke, on the kernel's timeout traps: a
+                # curio timeout block would log a warning (and so make the hub
+                # a threading._DummyThread) whenever a poke and the deadline
+                # come together; here either simply ends the wait.
+                previous = await _set_timeout(await _clock() + delay)
+                try:
+                    await wake.recv(4096)
+                except curio.TaskTimeout:
+                    pass
+                finally:
+                    await _unset_timeout(previous)
+
+    def _step(self) -> float | None:
+        """One look at the heap: fire what is due, answer sync(); real seconds to the next look.
+
+        None means "until poked" (no timer, or a virtual clock that only
+        moves when a test moves it).
+        """
+        with self._lock:
+            syncs, self._syncs = self._syncs, []
+        # Taken before the clock is read: a sync() that moved the clock first
+        # finds every timer due at its new time fired when it is released.
+        try:
+            deadline = self._run_due_timers()
+        finally:
+            for done in syncs:
+                done.release()
+        idle = _idle
+        if idle is not None:
+            return idle(deadline)
+        return None if deadline is None else deadline - clock()
 
     def _run_due_timers(self) -> float | None:
-        """Fire every due timer; return the delay until the next one (None: no timer)."""
+        """Fire every due timer; return the deadline of the next one (None: no timer)."""
         if self._inject is not None:
             error, self._inject = self._inject, None
             raise error
-        now = _natives.monotonic()
+        now = clock()
         due = []
         with self._lock:
             timers = self._timers
@@ -180,22 +237,22 @@ class Hub:
                 if handle.cancelled:
                     self._cancelled_timers -= 1
                 else:
-                    handle.cancelled = True  # fired; a late cancel() is a no-op
+                    handle.cancelled = True  # fired; a late cancel_timer() is a no-op
                     due.append(handle)
-            delay = timers[0][0] - now if timers else None
+            deadline = timers[0][0] if timers else None
         for handle in due:
             handle.callback()
-        return delay
+        return deadline
 
     # -- services --------------------------------------------------------------
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
-        """Run ``callback`` in the hub thread at ``deadline`` (``time.monotonic`` clock).
+        """Run ``callback`` in the hub thread at ``deadline`` (on :data:`clock`).
 
         The callback must not block: it typically marks a thread and wakes it.
         """
         self.ensure_started()
-        handle = TimerHandle(deadline, callback, self)
+        handle = TimerHandle(deadline, callback)
         with self._lock:
             timers = self._timers
             poke = not timers or deadline < timers[0][0]
@@ -224,6 +281,37 @@ class Hub:
         with self._lock:
             return len(self._timers) - self._cancelled_timers
 
+    def sync(self, timeout: float = 10.0) -> None:
+        """Return once the hub has fired every timer due now (on :data:`clock`).
+
+        After a virtual clock moved on, the callbacks of the timers it made
+        due have run (their threads are marked and woken) when this returns.
+        A native wait, bounded by ``timeout``; no-op if the hub never started
+        (then no timer is pending) or when called from the hub thread itself.
+
+        Raises:
+            HubError: the hub has died, or did not answer within ``timeout``.
+        """
+        if not self._started or self.ident == _natives.get_ident():
+            return
+        if self.failure is not None:
+            raise self.failure
+        done = _natives.allocate_lock()
+        done.acquire()
+        with self._lock:
+            self._syncs.append(done)
+        self._poke()
+        if not done.acquire(True, timeout):
+            raise HubError(f"the threadpatch hub did not answer within {timeout:g} s")
+        if self.failure is not None:
+            raise self.failure
+
+    def _release_syncs(self) -> None:
+        with self._lock:
+            syncs, self._syncs = self._syncs, []
+        for done in syncs:
+            done.release()
+
     def _poke(self) -> None:
         try:
             self._wake_w.send(b"\0")
@@ -238,23 +326,6 @@ class Hub:
         self.ensure_started()
         self._inject = error if error is not None else RuntimeError("hub broken on purpose")
         self._poke()
-
-
-def _not_about_the_hub(record: logging.LogRecord) -> bool:
-    """Logging filter: False for curio's "took longer than an enclosing timeout" about the hub.
-
-    The hub's timed wait for a wake-up can complete just after its own
-    deadline passed; curio logs that as a warning, which is noise for the
-    application.  Other tasks' warnings (if the application uses curio) stay.
-    """
-    args = record.args if isinstance(record.args, tuple) else ()
-    return not (args and "Hub._main" in repr(args[0]))
-
-
-def _quiet_curio_timeout_warnings() -> None:
-    import logging
-
-    logging.getLogger("curio.time").addFilter(_not_about_the_hub)
 
 
 _hub = Hub()

@@ -1,6 +1,8 @@
 """Deadlines and shields: ``timeout_after``, ``ignore_after``, ``shield``, ``sleep``.
 
-A deadline scope registers one timer with the hub when it is entered.  When
+A deadline scope registers one timer with the hub when it is entered, at a
+deadline on the hub's clock (``_hub.clock``: ``time.monotonic`` unless a test
+installed a virtual clock, see :class:`threadpatch.testing.MockClock`).  When
 the timer fires, the hub marks the scope ``timed_out`` and wakes the owning
 thread; the next blocking operation inside the scope raises
 :class:`DeadlineExpired` (a :class:`ThreadCancelled`, so ``except Exception``
@@ -14,16 +16,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
-from . import _natives
+from . import _hub, _natives
 from ._exceptions import DeadlineExpired, ThreadTimeout
-from ._hub import TimerHandle, get_hub, is_hub_thread
+from ._hub import get_hub, is_hub_thread
 from ._registry import current_state
-from ._wait import deadline_after, wait_until
+from ._wait import INFINITE, deadline_after, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from ._hub import TimerHandle
     from ._state import ThreadState
 
 __all__ = [
@@ -37,7 +40,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_monotonic = _natives.monotonic
+_real_clock = _natives.monotonic
 
 
 def check_duration(value: float | None, what: str) -> float:
@@ -60,7 +63,8 @@ class DeadlineScope:
 
     Attributes:
         seconds: the duration the scope was given.
-        deadline: its deadline on the ``time.monotonic()`` clock (set on entry).
+        deadline: its deadline on the hub's clock (set on entry):
+            ``time.monotonic()``, or a test's :class:`~threadpatch.testing.MockClock`.
         expired: True once the deadline's expiry was raised inside the scope.
     """
 
@@ -106,7 +110,7 @@ class DeadlineScope:
             raise RuntimeError(f"{self!r} has already been entered; make a new one")
         state = self._state = current_state()
         seconds = self.seconds
-        self.deadline = _monotonic() + seconds
+        self.deadline = _hub.clock() + seconds
         state.scopes.append(self)
         if seconds <= 0:
             self.timed_out = True
@@ -261,6 +265,10 @@ def sleep(seconds: float) -> None:
 
     Cancellation:
         The sleep ends at once; nothing else is affected.
+
+    A sleep runs on the real clock, except while a test's virtual clock
+    (:class:`threadpatch.testing.MockClock`) is installed: then it ends when
+    that clock has moved ``seconds`` on, like a deadline.
     """
     seconds = check_duration(seconds, "sleep length")
     if is_hub_thread():
@@ -271,8 +279,20 @@ def sleep(seconds: float) -> None:
         state.check()
         _natives.sleep(0)  # let other threads run, as time.sleep(0) does
         return
+    if _hub.clock is not _real_clock:
+        _sleep_on_virtual_clock(state, seconds)
+        return
     wait_until(_never, deadline_after(seconds), ("sleep", seconds), state)
     state.check()
+
+
+def _sleep_on_virtual_clock(state: ThreadState, seconds: float) -> None:
+    # The hub's timer ends the sleep, as it ends a deadline scope: the expiry
+    # marks the thread interrupted, which the clock's autojump can see (a
+    # thread that is about to wake is not idle).
+    with DeadlineScope(seconds, swallow=True):
+        wait_until(_never, INFINITE, ("sleep", seconds), state)
+    state.check()  # a cancellation that came as the sleep ended
 
 
 def _never() -> bool:

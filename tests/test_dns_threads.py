@@ -11,7 +11,6 @@ import _thread
 import gc
 import socket
 import sys
-import time
 import weakref
 
 import pytest
@@ -19,20 +18,18 @@ import pytest
 from threadpatch import _dns
 from threadpatch import socket as tp_socket
 
-
-def _wait_for_thread_count(count: int, timeout: float) -> None:
-    # A count has no event to wait on: poll it, bounded.
-    deadline = time.monotonic() + timeout
-    while _thread._count() != count:
-        assert time.monotonic() < deadline, f"{_thread._count()} native threads, not {count}"
-        time.sleep(0.001)
+from ._helpers import wait_until
 
 
 def test_a_lookup_leaves_no_worker_running() -> None:
     before = _thread._count()
     assert tp_socket.gethostbyname("localhost") == socket.gethostbyname("localhost")
     # The worker delivers the answer, then ends: moments later, not seconds.
-    _wait_for_thread_count(before, timeout=1.0)
+    wait_until(
+        lambda: _thread._count() == before,
+        timeout=1.0,
+        message=lambda: f"{_thread._count()} native threads, not {before}",
+    )
     assert _dns.pool_statistics() == {"workers": 0, "idle": 0, "queued": 0}
 
 

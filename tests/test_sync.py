@@ -813,3 +813,47 @@ def test_at_fork_reinit_resets(locks: LockPair) -> None:
     assert not lock.locked()
     assert not rlock._is_owned()
     assert ev.wait(0) is False
+
+
+class _RLockInterruptedInRestore:
+    """An RLock whose ``_acquire_restore`` meets a Ctrl-C once, before or after taking it."""
+
+    def __init__(self, after: bool) -> None:
+        self._rlock = RLock()
+        self._after = after
+        self.interrupted = False
+        self.acquire = self._rlock.acquire
+        self.release = self._rlock.release
+        self._is_owned = self._rlock._is_owned
+        self._release_save = self._rlock._release_save
+        self.__enter__ = self._rlock.__enter__
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._rlock.release()
+
+    def _acquire_restore(self, saved: object) -> None:
+        if not self.interrupted and not self._after:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        self._rlock._acquire_restore(saved)
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+    def depth(self) -> int:
+        return int(self._rlock._recursion_count())
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-taking", "after-taking"])
+def test_condition_wait_holds_the_lock_when_ctrl_c_lands_in_the_reacquire(after: bool) -> None:
+    # A KeyboardInterrupt raised while wait() takes its lock back must leave
+    # the lock held exactly as before the wait, so that ``with cond:`` exits
+    # cleanly and the interrupt (not "release unlocked lock") propagates.
+    lock = _RLockInterruptedInRestore(after)
+    cond = Condition(lock)  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt), cond:
+        with cond:
+            cond.wait(0)  # releases and takes the lock back at once
+        raise AssertionError("not reached")  # pragma: no cover
+    assert lock.interrupted
+    assert lock.depth() == 0  # both ``with`` blocks released: held twice, then never

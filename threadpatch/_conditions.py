@@ -125,11 +125,35 @@ class Condition:
         return True
 
     def _reacquire(self, saved: Any) -> None:
-        try_reacquire = self._try_reacquire
-        if try_reacquire is not None and try_reacquire():
-            return
-        with _shield():
-            self._acquire_restore(saved)
+        # The lock is held again on every way out of wait(), also when an
+        # asynchronous exception (Ctrl-C's KeyboardInterrupt) lands in here:
+        # then it is taken all the same, and the exception raised after.
+        error: BaseException | None = None
+        while True:
+            try:
+                try_reacquire = self._try_reacquire
+                if try_reacquire is None or not try_reacquire():
+                    with _shield():
+                        self._acquire_restore(saved)
+                break
+            except BaseException as exc:
+                if error is None:
+                    error = exc
+                if self._held_by_me():
+                    break
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None
+
+    def _held_by_me(self) -> bool:
+        # Whether the calling thread holds the lock, as precisely as the lock
+        # can say: its owner if it records one, else "held by someone".
+        owner = getattr(self._lock, "_owner", None)
+        if type(owner) is int and type(self._lock) in PLAIN_LOCK_TYPES:
+            return owner == _natives.get_ident()
+        return bool(self._is_owned())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait for a notify (or the timeout), re-acquire the lock.

@@ -313,12 +313,18 @@ class ParkingLot:
         try:
             _park_while(waiter, lambda: waiter in waiters, deadline, reason)
         except BaseException:
-            if relock is not None:
-                relock()
-            self._leave(waiter, used=False)
+            try:
+                if relock is not None:
+                    relock()
+            finally:
+                self._leave(waiter, used=False)
             raise
         if relock is not None:
-            relock()
+            try:
+                relock()
+            except BaseException:
+                self._leave(waiter, used=False)  # a wake-up it cannot use: pass it on
+                raise
         return self._leave(waiter, used=True)
 
     def park_until(

@@ -99,7 +99,7 @@ class Outcome:
     module: str
     mode: str
     python: str
-    status: str  # "ran", "timeout", "missing", "crashed"
+    status: str  # "ran", "skipped" (the whole module), "timeout", "missing", "crashed"
     seconds: float
     tests: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/skipped
 
@@ -147,8 +147,9 @@ def run_suite(suite: Suite, *, patched: bool) -> Outcome:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         env.pop("THREADPATCH_AUTOPATCH", None)
         start = time.monotonic()
+        returncode = None
         try:
-            subprocess.run(
+            returncode = subprocess.run(
                 cmd,
                 cwd=tmp,
                 env=env,
@@ -157,14 +158,16 @@ def run_suite(suite: Suite, *, patched: bool) -> Outcome:
                 stderr=subprocess.DEVNULL,
                 timeout=suite.timeout + 60,
                 check=False,
-            )
+            ).returncode
             status = "ran"
         except subprocess.TimeoutExpired:
             status = "timeout"
         seconds = time.monotonic() - start
         tests = _parse_junit(xml) if xml.exists() else {}
         if status == "ran" and not tests:
-            status = "crashed"
+            # No test ran: the module skipped itself (a resource not granted),
+            # or the run died before writing its results.
+            status = "skipped" if returncode == 0 and xml.exists() else "crashed"
         return Outcome(suite.name, mode, PY, status, seconds, tests)
 
 

@@ -47,6 +47,8 @@ class Suite:
     resources: tuple[str, ...] = ()
     #: regrtest ``-m`` patterns (a bounded subset of a very large module).
     match: tuple[str, ...] = ()
+    #: regrtest ``-i`` patterns: tests this machine cannot run, patched or not.
+    ignore: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -56,7 +58,12 @@ SUITES: tuple[Suite, ...] = (
     Suite("test_threading_local", 120),
     Suite("test_queue", 180),
     Suite("test_sched", 120),
-    Suite("test_socket", 600),
+    Suite(
+        "test_socket",
+        600,
+        ignore=("*ThreadedVSOCKSocketStreamTest*",),
+        note="VSOCK: the kernel has the family but no peer, accept() hangs here unpatched too",
+    ),
     Suite("test_ssl", 300),
     Suite("test_select", 120),
     Suite("test_poll", 120),
@@ -144,6 +151,8 @@ def run_suite(suite: Suite, *, patched: bool) -> Outcome:
             cmd += ["-u", ",".join(suite.resources)]
         for pattern in suite.match:
             cmd += ["-m", pattern]
+        for pattern in suite.ignore:
+            cmd += ["-i", pattern]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         env.pop("THREADPATCH_AUTOPATCH", None)
         start = time.monotonic()

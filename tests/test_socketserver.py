@@ -13,6 +13,7 @@ import threadpatch
 from threadpatch import _socketserver
 from threadpatch import socketserver as tp_socketserver
 
+from ._helpers import wait_until
 from .servers import fd_count
 
 if TYPE_CHECKING:
@@ -169,3 +170,49 @@ def test_stdlib_compatibility() -> None:
     for name in std_socketserver.__all__:
         assert hasattr(tp_socketserver, name), name
     assert tp_socketserver.ThreadingMixIn.__module__ == "threadpatch.socketserver"
+
+
+class _Exit(std_socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        raise SystemExit("from the handler")
+
+
+def test_what_escapes_a_handler_goes_to_threading_excepthook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As a stdlib handler thread: process_request_thread handles Exception;
+    # SystemExit gets out and reaches threading.excepthook (not an
+    # "unretrieved threadpatch failure" report).
+    seen: list[tuple[type[BaseException] | None, str]] = []
+    reported = threading.Event()
+
+    def hook(args: Any) -> None:
+        seen.append((args.exc_type, args.thread.name if args.thread else ""))
+        reported.set()
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    server = tp_socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Exit)
+    with server:
+        serving = threadpatch.spawn(server.serve_forever)
+        with socket.create_connection(server.server_address, timeout=10):
+            assert reported.wait(10)
+        server.shutdown()
+        serving.join(5)
+    assert seen == [(SystemExit, "ThreadingTCPServer-handler")]
+
+
+def test_the_stdlib_thread_list_is_there_and_reaped() -> None:
+    # socketserver.ThreadingMixIn keeps ``_threads``; code (and CPython's
+    # test_threads_reaped) reads its length: finished handlers are not in it.
+    rec = Recorder()
+    server = tp_socketserver.ThreadingTCPServer(("127.0.0.1", 0), make_handler(rec))
+    with server:
+        serving = threadpatch.spawn(server.serve_forever)
+        for _ in range(5):
+            with socket.create_connection(server.server_address, timeout=10) as c:
+                c.sendall(b"x\n")
+                assert c.makefile("rb").readline() == b"X\n"
+        wait_until(lambda: len(server._threads) == 0, message="handlers to leave _threads")
+        server.shutdown()
+        serving.join(5)
+    assert len(rec.finally_ran) == 5

@@ -30,6 +30,8 @@ import os
 import selectors as _std_selectors
 import socket as _std_socket
 import socketserver as _std
+import sys
+import threading
 from typing import Any
 
 from . import _core
@@ -52,7 +54,6 @@ __all__ = [
 _ServerSelector: type[_std_selectors.BaseSelector] = (
     PollSelector if hasattr(_std_selectors, "PollSelector") else SelectSelector
 )
-_monotonic = _natives.monotonic
 
 
 class _Flag:
@@ -90,6 +91,20 @@ def _as_cancellable(request: Any) -> Any:
     sock = _tp_socket(request.family, request.type, request.proto, fileno=request.detach())
     sock.settimeout(timeout)
     return sock
+
+
+class _HandlerList(list[_core.Thread[None]]):
+    """What the stdlib mixin's ``server_close`` expects of ``_threads``.
+
+    Its ``join()`` is a no-op: our ``server_close`` cancels and joins the
+    handlers itself, after the stdlib's.
+    """
+
+    def join(self) -> None:
+        pass
+
+    def reap(self) -> None:
+        pass
 
 
 class ThreadingMixIn(_std.ThreadingMixIn):
@@ -147,9 +162,25 @@ class ThreadingMixIn(_std.ThreadingMixIn):
             )
             self._handlers[handle] = request
 
+    @property
+    def _threads(self) -> _HandlerList:
+        # The stdlib mixin's list of handler threads (code and CPython's tests
+        # read it): here, the ones still running.
+        return _HandlerList(self.handler_threads)
+
     def _run_handler(self, request: Any, client_address: Any) -> None:
         try:
             self.process_request_thread(request, client_address)
+        except _core.ThreadCancelled:
+            raise  # the server cancelled it: the thread ends cancelled, quietly
+        except BaseException:
+            # What escapes a stdlib handler thread (process_request_thread
+            # handles Exception; SystemExit and the like get out) goes to
+            # threading.excepthook: so it does here, as that thread's.
+            exc_type, exc, tb = sys.exc_info()
+            hook_args = (exc_type, exc, tb, threading.current_thread())
+            threading.excepthook(threading.ExceptHookArgs(hook_args))
+            del exc, tb, hook_args
         finally:
             with self._handlers_lock:
                 self._handlers.pop(_core.current(), None)
@@ -169,13 +200,13 @@ class ThreadingMixIn(_std.ThreadingMixIn):
         for thread, _ in handlers:
             thread.cancel(blocking=False)
         if wait and handlers:
-            deadline = _monotonic() + self.cancel_grace
+            deadline = _core.deadline_after(self.cancel_grace)
             for thread, request in handlers:
-                if not thread.wait(max(0.0, deadline - _monotonic())):
+                if not thread.wait(max(0.0, _core.seconds_left(deadline))):
                     _force_shutdown(request)
-            deadline = _monotonic() + self.cancel_timeout
+            deadline = _core.deadline_after(self.cancel_timeout)
             for thread, _ in handlers:
-                thread.wait(max(0.0, deadline - _monotonic()))
+                thread.wait(max(0.0, _core.seconds_left(deadline)))
         return [thread for thread, _ in handlers]
 
     # -- serving -----------------------------------------------------------------
@@ -243,14 +274,14 @@ class ThreadingMixIn(_std.ThreadingMixIn):
             timeout = self.timeout  # type: ignore[attr-defined]
         elif self.timeout is not None:  # type: ignore[attr-defined]
             timeout = min(timeout, self.timeout)  # type: ignore[attr-defined]
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = _core.deadline_after(timeout)
         with _ServerSelector() as selector:
             selector.register(self, _std_selectors.EVENT_READ)  # type: ignore[arg-type]
             while True:
                 if selector.select(timeout):
                     return self._handle_request_noblock()  # type: ignore[attr-defined, no-any-return]
-                if deadline is not None:
-                    timeout = deadline - _monotonic()
+                if deadline != _core.INFINITE:
+                    timeout = _core.seconds_left(deadline)
                     if timeout < 0:
                         return self.handle_timeout()  # type: ignore[attr-defined, no-any-return]
 

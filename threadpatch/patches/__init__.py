@@ -36,4 +36,5 @@ TARGETS: dict[str, str] = {
     "thread_pool": "concurrent.futures.thread",
     "asyncio": "asyncio.runners",
     "trio": "trio._core._run",
+    "psycopg": "psycopg",
 }

@@ -44,4 +44,6 @@ TARGETS: dict[str, str] = {
     "trio": "trio._core._run",
     "psycopg": "psycopg",
     "psycopg2": "psycopg2",
+    "pg8000": "pg8000",
+    "pymysql": "pymysql",
 }

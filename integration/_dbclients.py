@@ -376,7 +376,8 @@ class RedisPubSub(_Redis):
             pubsub.subscribe(unique_name("channel"))
             while True:  # the subscribe confirmation first, then nothing ever comes
                 message = pubsub.get_message(timeout=None)
-                assert message is not None and message["type"] == "subscribe", message
+                assert message is not None, "get_message(timeout=None) returned None"
+                assert message["type"] == "subscribe", message
 
 
 CLIENTS: dict[str, Client] = {

@@ -265,7 +265,9 @@ def servers(
 COMPAT_RESULTS = os.path.join(os.path.dirname(__file__), ".results")
 
 
-def _server_info(start: Callable[[], tuple[object, _dbservers.Process]]) -> Iterator[dict[str, Any]]:
+def _server_info(
+    start: Callable[[], tuple[object, _dbservers.Process]],
+) -> Iterator[dict[str, Any]]:
     server, proc = start()
     info = dict(vars(server))
     if isinstance(server, _dbservers.Postgres):

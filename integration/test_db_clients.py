@@ -68,9 +68,7 @@ def monitors() -> Iterator[dict[str, Monitor]]:
 
 
 @pytest.fixture
-def monitor(
-    client: Client, info: dict[str, Any], monitors: dict[str, Monitor]
-) -> Monitor:
+def monitor(client: Client, info: dict[str, Any], monitors: dict[str, Monitor]) -> Monitor:
     if client.server not in monitors:
         # Made before the test's leak snapshot (the fixture order puts it first)
         # and kept for the session.
@@ -84,7 +82,8 @@ def check(outcome: Outcome, client: Client, compat_results: list[dict[str, Any]]
     compat_results.append(row)
     expected = "ThreadCancelled" if outcome.how == "cancel" else "ThreadTimeout"
     assert outcome.raised == expected, outcome
-    assert outcome.latency is not None and outcome.latency < MAX_LATENCY, outcome
+    assert outcome.latency is not None, outcome
+    assert outcome.latency < MAX_LATENCY, outcome
     assert outcome.server_stopped is not None, f"still running on the server 1 s later: {outcome}"
     assert outcome.after == client.expected_after, outcome
     assert outcome.sessions_left == 0, outcome

@@ -55,9 +55,7 @@ logger = logging.getLogger("threadpatch.dbcancel")
 _PG_CANCEL_REQUEST_CODE = 80877102  # (1234 << 16) | 5678, the protocol's CancelRequest
 
 
-def cancels_on_server(
-    method: Callable[..., T], cancel: Callable[[Any], None]
-) -> Callable[..., T]:
+def cancels_on_server(method: Callable[..., T], cancel: Callable[[Any], None]) -> Callable[..., T]:
     """Wrap a driver's query ``method``: on cancellation, ``cancel(conn)`` runs first (shielded).
 
     A failing ``cancel`` is logged, never raised: the caller gets its
@@ -117,7 +115,7 @@ def _pg8000_close(conn: Any) -> None:
 
 
 def pymysql_kill(conn: Any) -> None:
-    """``KILL QUERY`` the statement of PyMySQL's ``conn`` from a second connection; close ``conn``."""
+    """``KILL QUERY`` PyMySQL's ``conn``'s statement from a second connection; close ``conn``."""
     thread_id = conn.server_thread_id[0] if getattr(conn, "server_thread_id", None) else None
     try:
         if thread_id is not None:

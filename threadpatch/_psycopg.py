@@ -68,15 +68,15 @@ def _ready(wanted: int, revents: int) -> Ready:
     """psycopg's ``Ready`` for poll's ``revents`` (0 once a deadline passed)."""
     if revents & select.POLLNVAL:  # another thread closed the connection under us
         raise _errors.OperationalError("connection socket closed")
-    ready = Ready.NONE
+    ready = 0
     if revents & select.POLLIN:
         ready |= Ready.R
     if revents & select.POLLOUT:
         ready |= Ready.W
     if not ready and revents & _ERRORS:
         # A reset or hang-up: let libpq read or write and report it in its words.
-        ready = Ready(wanted)
-    return ready
+        ready = wanted
+    return Ready(ready)
 
 
 def wait(

@@ -21,12 +21,14 @@ Installed by the ``psycopg2`` patch set; restoring it puts back exactly the
 callback that was there before (``None``, or gevent's).  While it is set,
 psycopg2 refuses what its asynchronous mode cannot do: ``copy_from``,
 ``copy_to``, ``copy_expert`` and large objects raise ``ProgrammingError``
-("... cannot be used with an asynchronous callback").  Leave the set out (``patch_all(psycopg2=False)``)
-for code that needs them; its queries then block in libpq, uncancellably.
+("... cannot be used with an asynchronous callback").  Leave the set out
+(``patch_all(psycopg2=False)``) for code that needs them; its queries then
+block in libpq, uncancellably.
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 from typing import Any
 
@@ -68,11 +70,9 @@ def wait_callback(conn: Any) -> None:
 
 
 def _cancel_query(conn: Any) -> None:
-    with _core.shield():
-        try:
-            conn.cancel()
-        except psycopg2.Error:
-            pass  # still connecting, or already closed: nothing runs on the server
+    # psycopg2.Error: still connecting, or closed: nothing runs on the server.
+    with _core.shield(), contextlib.suppress(psycopg2.Error):
+        conn.cancel()
 
 
 def install_wait_callback() -> None:

@@ -13,7 +13,8 @@ Each ``threadpatch.patches.<flag>`` module is data only:
   socket``) are covered too; keys are either a class path inside TARGET
   (value ``{attribute: replacement}``) or an ``(object, attribute)`` pair
   (value: the replacement; the object may be a class or a module other than
-  TARGET, e.g. ``psycopg.waiting`` for the ``psycopg`` set).  An attribute the class lacks is skipped.
+  TARGET, e.g. ``psycopg.waiting`` for the ``psycopg`` set).  An attribute
+  the class lacks is skipped.
 * ``AFTER_APPLY`` (optional): a function of the I/O layer to call once the
   table's attributes are set, for state that is not an attribute (psycopg2's
   wait callback); ``AFTER_RESTORE`` (optional): one to call once the set has

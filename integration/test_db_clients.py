@@ -18,12 +18,16 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import _dbservers
 import pytest
-from _dbclients import CLIENTS, Client, Monitor, Outcome, make_monitor, run_blocked
+from _dbclients import CLIENTS, Client, Monitor, Outcome, _parked, make_monitor, run_blocked
+
+import threadpatch
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -77,10 +81,18 @@ def monitor(client: Client, info: dict[str, Any], monitors: dict[str, Monitor]) 
 
 
 def check(outcome: Outcome, client: Client, compat_results: list[dict[str, Any]]) -> None:
+    expected = "ThreadCancelled" if outcome.how == "cancel" else "ThreadTimeout"
     row = asdict(outcome)
     row["notes"] = client.notes
+    row["passed"] = (
+        outcome.raised == expected
+        and outcome.latency is not None
+        and outcome.latency < MAX_LATENCY
+        and outcome.server_stopped is not None
+        and outcome.after == client.expected_after
+        and outcome.sessions_left == 0
+    )
     compat_results.append(row)
-    expected = "ThreadCancelled" if outcome.how == "cancel" else "ThreadTimeout"
     assert outcome.raised == expected, outcome
     assert outcome.latency is not None, outcome
     assert outcome.latency < MAX_LATENCY, outcome
@@ -142,3 +154,72 @@ def test_psycopg_pure_python(
     outcome = _child("psycopg", how, imported, postgres_info, PSYCOPG_IMPL="python")
     assert outcome.label == "psycopg 3 (python)"
     check(outcome, CLIENTS["psycopg"], compat_results)
+
+
+def _wait_parked(thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 10
+    while not (_parked(thread) or not thread.is_alive()):
+        assert time.monotonic() < deadline, "the thread never blocked in a cancellation point"
+        time.sleep(0.001)  # polling the thread's state, not synchronising on time
+
+
+def _run_plain(func: Callable[[], object]) -> tuple[threading.Thread, dict[str, str]]:
+    seen: dict[str, str] = {}
+
+    def worker() -> None:
+        try:
+            func()
+        except BaseException as exc:
+            seen["raised"] = type(exc).__name__
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    return thread, seen
+
+
+def test_waiting_for_a_free_pool_connection_is_cancellable(
+    postgres_info: dict[str, Any], no_fd_leak: Callable[[], None]
+) -> None:
+    """psycopg_pool was imported before patching: its Condition is rebound by the set."""
+    import psycopg_pool
+
+    pool = psycopg_pool.ConnectionPool(
+        postgres_info["conninfo"], min_size=1, max_size=1, open=False
+    )
+    pool.open(wait=True, timeout=10)
+    try:
+        with pool.connection(timeout=5):  # the only one
+            thread, seen = _run_plain(lambda: pool.getconn(timeout=30))
+            _wait_parked(thread)
+            threadpatch.cancel(thread, timeout=5)
+            thread.join(5)
+            assert seen == {"raised": "ThreadCancelled"}
+        with pool.connection(timeout=5) as conn:  # the pool still hands it out
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pool.close(timeout=5)
+    no_fd_leak()
+
+
+def test_waiting_for_a_shared_psycopg_connection_is_cancellable(
+    postgres_info: dict[str, Any], no_fd_leak: Callable[[], None]
+) -> None:
+    """psycopg was imported before patching: a connection made while patched has our Lock."""
+    import psycopg
+
+    conn = psycopg.connect(postgres_info["conninfo"], autocommit=True)
+    try:
+        sleeper, slept = _run_plain(lambda: conn.execute("SELECT pg_sleep(30)"))
+        _wait_parked(sleeper)
+        waiter, waited = _run_plain(lambda: conn.execute("SELECT 1"))
+        _wait_parked(waiter)  # on conn.lock, behind the sleeper
+        threadpatch.cancel(waiter, timeout=5)
+        waiter.join(5)
+        assert waited == {"raised": "ThreadCancelled"}
+        threadpatch.cancel(sleeper, timeout=5)
+        sleeper.join(5)
+        assert slept == {"raised": "ThreadCancelled"}
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        conn.close()
+    no_fd_leak()

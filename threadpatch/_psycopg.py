@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from psycopg import Connection
 
-__all__ = ["CANCEL_TIMEOUT", "cancels_on_server", "wait", "wait_conn"]
+__all__ = ["CANCEL_TIMEOUT", "cancels_on_server", "wait", "wait_conn", "waiting_client_wait"]
 
 RV = TypeVar("RV")
 
@@ -180,3 +180,27 @@ def _cancel_query(conn: Connection[Any], gen: Generator[Wait, Ready | int | None
             else:
                 logger.warning("cancelling the query failed (%s): closing the connection", exc)
             pgconn.finish()
+
+
+def waiting_client_wait(self: Any, timeout: float) -> Any:
+    """``psycopg_pool.pool.WaitingClient.wait`` that also gives up on cancellation.
+
+    psycopg_pool's own marks the client failed only on ``Exception``: after a
+    ``ThreadCancelled`` (or ``KeyboardInterrupt``) out of its condition wait,
+    the client stays in the pool's queue and the next connection returned is
+    handed to it -- to nobody: the pool loses the connection.  Marking it here,
+    under the client's condition, makes ``set()`` refuse, so the connection
+    goes to the next waiter or back into the pool.
+    """
+    from psycopg_pool import PoolTimeout
+
+    with self._cond:
+        if not (self.conn or self.error):
+            try:
+                if not self._cond.wait(timeout):
+                    self.error = PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+            except BaseException as exc:
+                self.error = exc
+    if self.error:
+        raise self.error
+    return self.conn

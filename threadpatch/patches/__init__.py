@@ -44,6 +44,7 @@ TARGETS: dict[str, str] = {
     "asyncio": "asyncio.runners",
     "trio": "trio._core._run",
     "psycopg": "psycopg",
+    "psycopg_pool": "psycopg_pool",
     "psycopg2": "psycopg2",
     "pg8000": "pg8000",
     "pymysql": "pymysql",

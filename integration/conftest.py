@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import gc
 import http.server
+import json
 import os
 import select
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 import time
 import xmlrpc.server
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import _dbservers
 import pytest
 from _servers import TLS, Server
 
@@ -255,3 +258,58 @@ def servers(
         "smtp_server": smtp_server,
         "ftp_server": ftp_server,
     }
+
+
+# -- database and cache servers (session-wide; see _dbservers) -------------------------
+
+COMPAT_RESULTS = os.path.join(os.path.dirname(__file__), ".results")
+
+
+def _server_info(
+    start: Callable[[], tuple[object, _dbservers.Process]],
+) -> Iterator[dict[str, Any]]:
+    server, proc = start()
+    info = dict(vars(server))
+    if isinstance(server, _dbservers.Postgres):
+        info["conninfo"] = server.conninfo
+    try:
+        yield info
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_info() -> Iterator[dict[str, Any]]:
+    yield from _server_info(_dbservers.start_postgres)
+
+
+@pytest.fixture(scope="session")
+def redis_info() -> Iterator[dict[str, Any]]:
+    yield from _server_info(_dbservers.start_redis)
+
+
+@pytest.fixture(scope="session")
+def mariadb_info() -> Iterator[dict[str, Any]]:
+    yield from _server_info(_dbservers.start_mariadb)
+
+
+@pytest.fixture(scope="session")
+def compat_results() -> Iterator[list[dict[str, Any]]]:
+    """Outcomes the database tests record; written for ``python -m integration.compat_table``."""
+    rows: list[dict[str, Any]] = []
+    yield rows
+    if rows:
+        os.makedirs(COMPAT_RESULTS, exist_ok=True)
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        path = os.path.join(COMPAT_RESULTS, f"compat-{version}.json")
+        merged: dict[str, dict[str, Any]] = {}
+        if os.path.exists(path):  # a partial run (-k) updates its rows only
+            with open(path) as f:
+                merged = {_row_key(r): r for r in json.load(f)["rows"]}
+        merged.update({_row_key(r): r for r in rows})
+        with open(path, "w") as f:
+            json.dump({"python": version, "rows": list(merged.values())}, f, indent=1)
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    return f"{row['label']}|{row['how']}|{row['imported']}"

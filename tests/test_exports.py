@@ -39,6 +39,9 @@ LAYERS: dict[str, int] = {
     "socketserver": 2,
     "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
     "_asyncio": 2,  # interop: asyncio's Runner.close, on the core
+    "_psycopg": 2,  # interop: psycopg 3's wait functions, on the core
+    "_psycopg2": 2,  # interop: psycopg2's wait callback, on the core
+    "_dbcancel": 2,  # interop: server-side cancel for pg8000 and PyMySQL
     "patches": 3,
     "_patching": 3,
     "_autopatch": 4,

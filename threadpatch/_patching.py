@@ -145,6 +145,9 @@ def _apply(patch_set: _PatchSet, module: ModuleType) -> None:
         for owner, name, replacement in _class_entries(module, table):
             if hasattr(owner, name):
                 _set_attr(owner, name, replacement, records)
+        after_apply: Callable[[], object] | None = getattr(table, "AFTER_APPLY", None)
+        if after_apply is not None:
+            after_apply()
     except BaseException:
         _restore(records)
         raise
@@ -223,7 +226,9 @@ def _release(flag: str) -> None:
         records, patch_set.records = patch_set.records, None
         _restore(records)
         if patch_set.after_restore is not None:
-            patch_set.after_restore()
+            message = patch_set.after_restore()
+            if isinstance(message, str):  # something it could not put back
+                _pending_warnings.append(message)
 
 
 def _hook(target: str) -> None:
@@ -276,7 +281,8 @@ def patch_all(**flags: bool) -> None:
     Every patch set is on by default; turn one off with ``flag=False``
     (flags: ``time``, ``threading``, ``queue``, ``socket``, ``dns``,
     ``select``, ``selectors``, ``socketserver``, ``ssl``, ``urllib3``,
-    ``thread_pool``, ``asyncio``, ``trio``).
+    ``thread_pool``, ``asyncio``, ``trio``, ``psycopg``, ``psycopg_pool``, ``psycopg2``,
+    ``pg8000``, ``pymysql``).
     Calling it again is a no-op for the sets already on (and turns on the
     sets newly selected).  A module that is imported later is patched when it
     is imported.  Never starts the hub.

@@ -34,6 +34,8 @@ LAYERS: dict[str, int] = {
     "socketserver": 2,
     "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
     "_asyncio": 2,  # interop: asyncio's Runner.close, on the core
+    "_diagnostics": 2,  # snapshot, dump, find_deadlocks: reads the core's wait records
+    "_monitor": 2,  # the live view: serves snapshots on a Unix socket
     "patches": 3,
     "_patching": 3,
     "_autopatch": 4,

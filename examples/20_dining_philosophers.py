@@ -48,7 +48,8 @@ if cycles:
     print(f"deadlock: {len(cycle)} philosophers wait for each other:")
     for n, step in enumerate(cycle):
         holder = cycle[(n + 1) % len(cycle)].thread
-        print(f"  {step.thread.name} waits for fork {forks.index(step.lock)}, held by {holder.name}")
+        fork = forks.index(step.lock)
+        print(f"  {step.thread.name} waits for fork {fork}, held by {holder.name}")
     print("threadpatch.dump() says:", cycle[0].thread.header())
     victim = next(d for d in diners if d.name == cycle[0].thread.name)
     assert sorted(step.thread.name for step in cycle) == sorted(d.name for d in diners)

@@ -476,6 +476,13 @@ def run_child(script: Path, code: str, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, str(script)], text=True, env=env, **kwargs)
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs (a failed test) and reap it."""
+    if proc.returncode is None:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
 WAIT_BLOCKED = """
 import threadpatch, time
 def wait_blocked(name, kind):
@@ -525,7 +532,7 @@ print("DONE", flush=True)
                 time.sleep(0.001)  # polling the child's output for a state
             out, _ = proc.communicate("\n", timeout=10)
         finally:
-            proc.kill()
+            stop(proc)
     assert proc.returncode == 0, err.read_text()
     assert out == "DONE\n"
     text = err.read_text()
@@ -567,7 +574,7 @@ raise KeyboardInterrupt
     try:
         _, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        stop(proc)
     assert proc.returncode == -signal.SIGINT, err
     assert "still running after 0.5 s" in err
     assert re.search(

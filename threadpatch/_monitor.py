@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from . import _core, _diagnostics
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["ENVIRONMENT", "main", "request", "serve", "serve_from_environment", "serving"]
 
@@ -190,21 +190,27 @@ def _answer(conn: _socket.socket) -> None:
         if not chunk:
             break
         data += chunk
+    then: Callable[[], object] | None = None
     try:
-        reply = _handle(json.loads(data.split(b"\n", 1)[0] or b"null"))
+        reply, then = _handle(json.loads(data.split(b"\n", 1)[0] or b"null"))
     except Exception as exc:
         reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    # The reply goes first: a cancel may end the process (its last thread
+    # ends, the interpreter exits) before a reply sent afterwards is out.
     conn.sendall(json.dumps(reply).encode() + b"\n")
+    if then is not None:
+        then()
 
 
-def _handle(req: object) -> dict[str, object]:
+def _handle(req: object) -> tuple[dict[str, object], Callable[[], object] | None]:
+    """The reply to ``req``, and what to do once it is sent."""
     if not isinstance(req, dict):
-        return {"ok": False, "error": "a request is a JSON object with a 'cmd'"}
+        return {"ok": False, "error": "a request is a JSON object with a 'cmd'"}, None
     cmd = req.get("cmd")
     if cmd == "snapshot":
         threads = _diagnostics.snapshot(stacks=bool(req.get("stacks")))
         cycles = _diagnostics.find_deadlocks(threads)
-        return {
+        reply = {
             "ok": True,
             "pid": os.getpid(),
             "argv": sys.argv,
@@ -214,34 +220,35 @@ def _handle(req: object) -> dict[str, object]:
                 for c in cycles
             ],
         }
+        return reply, None
     if cmd == "dump":
         threads = _diagnostics.snapshot()
         text = _diagnostics.format_dump(threads, _diagnostics.find_deadlocks(threads))
-        return {"ok": True, "text": text}
+        return {"ok": True, "text": text}, None
     if cmd == "cancel":
         return _cancel(str(req.get("target", "")))
-    return {"ok": False, "error": f"unknown command {cmd!r}"}
+    return {"ok": False, "error": f"unknown command {cmd!r}"}, None
 
 
 def _lock(step: _diagnostics.DeadlockStep) -> str:
     return f"{type(step.lock).__name__} at {id(step.lock):#x}"
 
 
-def _cancel(target: str) -> dict[str, object]:
+def _cancel(target: str) -> tuple[dict[str, object], Callable[[], object] | None]:
     states = [s for s in _core.all_states() if not s.finished]
     chosen = [s for s in states if str(s.ident) == target] or [
         s for s in states if s.name == target
     ]
     if not chosen:
-        return {"ok": False, "error": f"no thread named {target!r} or with that ident"}
+        return {"ok": False, "error": f"no thread named {target!r} or with that ident"}, None
     if len(chosen) > 1:
         idents = ", ".join(str(s.ident) for s in chosen)
-        return {"ok": False, "error": f"{len(chosen)} threads are named {target!r}: {idents}"}
+        error = f"{len(chosen)} threads are named {target!r}: {idents}"
+        return {"ok": False, "error": error}, None
     state = chosen[0]
     # Not Thread.cancel(): that looks up the calling thread's state, which
     # would adopt this serving thread into the registry.
-    state.request_cancel()
-    return {"ok": True, "name": state.name, "ident": state.ident}
+    return {"ok": True, "name": state.name, "ident": state.ident}, state.request_cancel
 
 
 # -- the client --------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 
 import threadpatch
 from threadpatch import _sync
-from threadpatch._diagnostics import describe_reason, lock_owner
+from threadpatch._describe import describe_reason, lock_owner
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "socketserver": 2,
     "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
     "_asyncio": 2,  # interop: asyncio's Runner.close, on the core
+    "_describe": 2,  # wait reasons in words, for _diagnostics
     "_diagnostics": 2,  # snapshot, dump, find_deadlocks: reads the core's wait records
     "_monitor": 2,  # the live view: serves snapshots on a Unix socket
     "patches": 3,

@@ -184,14 +184,16 @@ def test_serving_thread_is_native_and_exit_is_quick(tmp_path: Path) -> None:
         from threadpatch import _monitor
         path = _monitor.serving()
         threadpatch.sleep(0)  # the main thread is known to threadpatch now
+        reply = _monitor.request(path, {"cmd": "snapshot"})  # the server runs
         # Two OS threads (main, server); threading and threadpatch see only main.
         print(path, len(sys._current_frames()), [x.name for x in threading.enumerate()],
-              [s.name for s in threadpatch.snapshot()], flush=True)
+              [s.name for s in threadpatch.snapshot()], [t["name"] for t in reply["threads"]],
+              flush=True)
     """
     proc = start(tmp_path, code, sock)
     out, err = finish(proc)
     expected = tmp_path / f"m-{proc.pid}.sock"
-    assert out == f"{expected} 2 ['MainThread'] ['MainThread']\n", err
+    assert out == f"{expected} 2 ['MainThread'] ['MainThread'] ['MainThread']\n", err
     assert proc.returncode == 0, err
     assert not expected.exists()
 

@@ -5,6 +5,11 @@ joins) is a cancellation point: another thread can cancel it, or a deadline can
 expire on it, and the blocked thread raises :class:`ThreadCancelled` there, runs
 its clean-up and exits.
 
+Where every thread is stuck, and on what: :func:`snapshot` (a
+:class:`ThreadSnapshot` per thread), :func:`dump`, :func:`find_deadlocks`
+(cycles of :class:`DeadlockStep`), :func:`dump_on_signal`; and the live view,
+``THREADPATCH_MONITOR=/path/to/socket`` with ``python -m threadpatch monitor``.
+
 PYTEST_DONT_REWRITE: pytest marks every module of a distribution that provides
 a plugin for assertion rewriting; threadpatch is imported before pytest under
 ``python -m threadpatch -m pytest`` and ``THREADPATCH_AUTOPATCH=1``, and it has
@@ -31,6 +36,13 @@ from ._core import shield as shield
 from ._core import sleep as sleep
 from ._core import spawn as spawn
 from ._core import timeout_after as timeout_after
+from ._diagnostics import DeadlockStep as DeadlockStep
+from ._diagnostics import ThreadSnapshot as ThreadSnapshot
+from ._diagnostics import dump as dump
+from ._diagnostics import dump_on_signal as dump_on_signal
+from ._diagnostics import find_deadlocks as find_deadlocks
+from ._diagnostics import snapshot as snapshot
+from ._monitor import serve_from_environment as _serve_from_environment
 from ._patching import ThreadpatchWarning as ThreadpatchWarning
 from ._patching import is_patched as is_patched
 from ._patching import original as original
@@ -61,6 +73,7 @@ __all__ = [
     "Condition",
     "DeadlineExpired",
     "DeadlineScope",
+    "DeadlockStep",
     "Empty",
     "Event",
     "Full",
@@ -76,12 +89,16 @@ __all__ = [
     "ThreadCancelled",
     "ThreadError",
     "ThreadGroup",
+    "ThreadSnapshot",
     "ThreadTimeout",
     "ThreadpatchError",
     "ThreadpatchWarning",
     "cancel",
     "checkpoint",
     "current",
+    "dump",
+    "dump_on_signal",
+    "find_deadlocks",
     "ignore_after",
     "is_patched",
     "original",
@@ -90,6 +107,7 @@ __all__ = [
     "run",
     "shield",
     "sleep",
+    "snapshot",
     "spawn",
     "timeout_after",
     "unpatch_all",
@@ -99,3 +117,6 @@ if _sys.version_info >= (3, 13):
     from ._queue import ShutDown as ShutDown
 
     __all__ += ["ShutDown"]
+
+# The live view serves only when asked: THREADPATCH_MONITOR=/path/to/socket.
+_serve_from_environment()

@@ -7,6 +7,10 @@ are the program's own.
 
 Options (before the program): ``--no-<flag>`` leaves one patch set out
 (flags: see :data:`threadpatch._patching.FLAGS`).
+
+``python -m threadpatch monitor PATH ...`` is the client of the live view
+instead (see :mod:`threadpatch._monitor`); a script that is literally named
+``monitor`` runs with ``python -m threadpatch -- monitor``.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from ._patching import FLAGS, patch_all
 USAGE = """\
 usage: python -m threadpatch [--no-FLAG ...] script.py [args ...]
        python -m threadpatch [--no-FLAG ...] -m module [args ...]
+       python -m threadpatch monitor PATH [--once] [--cancel NAME_OR_IDENT] ...
 
 Run a Python program with the standard library patched by threadpatch, so that
 its blocking calls (sleep, locks, queues, sockets, ssl, select, DNS, joins) are
-cancellation points.
+cancellation points.  `monitor PATH` shows the threads of a process started
+with THREADPATCH_MONITOR=PATH (see `python -m threadpatch monitor --help`).
 
 flags: {flags}
 """.format(flags=", ".join(FLAGS))
@@ -56,7 +62,12 @@ def _parse(argv: list[str]) -> tuple[dict[str, bool], str | None, str | None, li
 
 
 def main(argv: list[str] | None = None) -> None:
-    flags, script, module, args = _parse(sys.argv[1:] if argv is None else argv)
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["monitor"]:
+        from ._monitor import main as monitor
+
+        raise SystemExit(monitor(words[1:]))
+    flags, script, module, args = _parse(words)
     if script is None and module is None:
         print(USAGE, end="")
         raise SystemExit(0 if argv or sys.argv[1:] else 2)

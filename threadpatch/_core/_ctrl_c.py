@@ -205,6 +205,16 @@ def _exit_by_sigint(left: list[str]) -> None:
             f"{CTRL_C_GRACE} s, not waiting for them: {names}",
             file=sys.stderr,
         )
+        # Where each one is stuck: what it waits for (if in a threadpatch wait) and its stack.
+        frames, me = sys._current_frames(), current_state()
+        for state in [s for s in all_states() if s is not me and _running(s)]:
+            with contextlib.suppress(Exception):  # a report: never fail the exit
+                reason: Any = state.blocked_on
+                what = "is not in a threadpatch wait"
+                if reason:
+                    what = f"waits in {reason[0]} on {reason[1]!r}"[:300]
+                stack = "".join(traceback.format_stack(frames[state.ident or 0], limit=8))
+                sys.stderr.write(f"  {state.name!r} {what}, at:\n{stack}")
     try:
         atexit._run_exitfuncs()
     finally:

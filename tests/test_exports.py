@@ -23,6 +23,8 @@ LAYERS: dict[str, int] = {
     "_threading": 1,
     "_dns": 2,
     "_socket": 2,
+    "_socket_timeouts": 2,  # the user's timeout in Python; adopting stdlib sockets
+    "_socket_methods": 2,  # the blocking socket methods, from one factory
     "_ssl": 2,
     "_select": 2,
     "_selectors": 2,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import threadpatch
-from threadpatch import _core, _dns, _socket
+from threadpatch import _core, _dns, _socket, _socket_methods
 from threadpatch import socket as tp_socket
 from threadpatch._core import ThreadCancelled, ThreadTimeout
 
@@ -39,7 +39,7 @@ def baseline() -> int:
     a, b = tp_socket.socketpair()  # the main thread's poller and wake fd exist afterwards
     with a, b:
         b.send(b"x")
-        _core.current_state().wait_fd(a.fileno(), _socket.POLLIN, 0)
+        _core.current_state().wait_fd(a.fileno(), _socket_methods.POLLIN, 0)
     return fd_count()
 
 
@@ -63,7 +63,7 @@ def fill(sock: std_socket.socket) -> int:
     sock.setblocking(False)
     total = 0
     poller = _core._natives.poll()
-    poller.register(sock.fileno(), _socket.POLLOUT)
+    poller.register(sock.fileno(), _socket_methods.POLLOUT)
     while True:
         try:
             total += sock.send(b"\0" * 65536)
@@ -662,10 +662,8 @@ def wait_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "python":
         for name, method in _socket.PY_METHODS.items():
             monkeypatch.setattr(tp_socket.socket, name, method)
-        monkeypatch.setattr(_socket, "_poll_recv", None)
-        monkeypatch.setattr(_socket, "_poll_recv_into", None)
-        monkeypatch.setattr(_socket, "_wait_and_call", {})
-    elif _socket._poll_recv is None:
+        monkeypatch.setattr(_socket_methods, "FAST_WAITS", {})
+    elif not _socket_methods.FAST_WAITS:
         pytest.skip("the C accelerator is not built")
     else:
         for name in _socket.PY_METHODS:
@@ -779,7 +777,7 @@ def test_waiting_receive_of_zero_bytes_returns_at_once(
 
     def zero_byte_receives() -> list[object]:
         b.sendall(b"x")  # make this thread's wake-up fd exist: its first wait creates it
-        _core.current_state().wait_fd(a.fileno(), _socket.POLLIN, 5)
+        _core.current_state().wait_fd(a.fileno(), _socket_methods.POLLIN, 5)
         assert a.recv(1) == b"x"
         return [
             prime(a).recv(0),

@@ -321,6 +321,50 @@ class ThreadState:
             self.deliver()
         return result
 
+    # -- a descriptor wait polled by the caller (the C accelerator) ------------
+    # threadpatch/_speedups_socket.c waits for a socket and receives in one C
+    # call that releases the GIL once.  These two methods are the whole
+    # protocol it uses: it never reads or writes this object's slots.
+
+    def begin_fd_wait(self, reason: object, deadline: float = math.inf) -> int:
+        """Start a descriptor wait the caller polls for itself; the wake-up fd to poll.
+
+        The caller then polls its descriptor and the returned eventfd
+        (``POLLIN``) without the GIL, for at most ``MAIN_THREAD_SLICE`` in
+        the main thread (``is_main``), reads 8 bytes from the eventfd if it
+        is readable (it is non-blocking), and calls :meth:`end_fd_wait` on
+        every way out.  Until then a wake-up (a cancellation, an expiry)
+        writes to the eventfd, and ``blocked_on`` is ``reason``.
+
+        Raises:
+            ThreadCancelled: a deliverable interrupt is pending (nothing begun).
+        """
+        if self.interrupt:
+            self.deliver()
+        wake_fd = self._wake_fd if self._wake_fd >= 0 else self._make_wake_fd()
+        self.blocked_on = reason
+        self.blocked_since = _monotonic()
+        self.blocked_until = deadline
+        self._fd_waiting = True
+        self.parked = True
+        # An interrupt that arrived before _fd_waiting was set did not write
+        # to the wake fd: look again before the caller blocks.
+        if self.interrupt:
+            try:
+                self.deliver()
+            except BaseException:
+                self._fd_waiting = self.parked = False
+                self.blocked_on = None
+                raise
+        return wake_fd
+
+    def end_fd_wait(self) -> None:
+        """End a wait begun with :meth:`begin_fd_wait`; raise what came meanwhile."""
+        self._fd_waiting = self.parked = False
+        self.blocked_on = None
+        if self.interrupt:
+            self.deliver()
+
     # -- termination -----------------------------------------------------------
 
     def add_done_callback(self, callback: Callable[[], object]) -> bool:

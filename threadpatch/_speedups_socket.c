@@ -1,0 +1,723 @@
+/* threadpatch._speedups, part 2: the waiting receive of a blocking socket.
+ *
+ * The receive of a blocking threadpatch socket whose data is (probably) not
+ * there yet: the steps of the core's descriptor wait followed by the C recv,
+ * with the GIL released once, for the poll(), instead of once per syscall
+ * and twice re-taken.  Between two threads of one process ping-ponging over
+ * a socket that halves the GIL hand-offs of each wake-up.
+ *
+ * The protocol with the core
+ * --------------------------
+ * This file never reads or writes a ThreadState's fields.  It waits through
+ * two methods of threadpatch._core.ThreadState, which own the cancellation
+ * check, the wake-up descriptor and the wait reason:
+ *
+ *   waiter = current_waiter()            the calling thread's ThreadState, or
+ *                                        the hub's native waiter (not ours to
+ *                                        poll for: we decline, Python waits)
+ *   wake_fd = waiter.begin_fd_wait(reason)
+ *                                        raises a pending cancellation; records
+ *                                        `reason`; from now on a wake-up writes
+ *                                        to wake_fd (an eventfd)
+ *   without the GIL: poll(fd, wake_fd); read wake_fd if it fired
+ *                    (at most 50 ms in the main thread: waiter.is_main)
+ *   waiter.end_fd_wait()                 on every way out; raises a
+ *                                        cancellation that came meanwhile
+ *
+ * then, the GIL held, if the socket is ready and still has the descriptor it
+ * had before the wait, recv() from it (non-blocking: it only copies what is
+ * there).  Another thread may have closed the socket while we waited, and
+ * the number may name another file by now: the native call reads the
+ * socket's descriptor again after its wait (-1: EBADF), and so does the
+ * Python path that we then hand over to.  The GIL, held from that check to
+ * the recv(), keeps another thread from closing the socket in between.
+ *
+ *   poll_recv(waiter, reason, sock, bufsize[, flags]) -> bytes | None
+ *   poll_recv_into(waiter, reason, sock, buffer[, nbytes[, flags]]) -> int | None
+ *
+ * None means "nothing received, go on in Python": a wake-up without data, a
+ * descriptor that changed, arguments the Python path must judge (it raises
+ * the stdlib's errors for them), or a waiter we do not poll for.  EINTR runs
+ * the signal handlers (a Ctrl-C in the main thread raises here, as the
+ * native call would).
+ *
+ * The socket methods
+ * ------------------
+ * recv, recv_into and sendall of threadpatch.socket.socket, as method
+ * descriptors made by socket_methods(cls, ...).  Each does only what the
+ * common case needs and hands everything else, unchanged, to the Python
+ * method it replaces (`fallback`), which is the reference behaviour:
+ *
+ *   recv / recv_into   a poll-first turn (self._tp_wait > 0, no timeout, no
+ *                      MSG_DONTWAIT): the wait-and-receive above; else one
+ *                      non-blocking receive.  Data or EOF -> return it;
+ *                      EAGAIN -> self._tp_wait = POLL_FIRST (the next
+ *                      receives wait first) and fallback(self, *args), which
+ *                      waits; EINTR or anything unusual -> fallback.
+ *   sendall            one non-blocking send; all of it went -> None; a part
+ *                      or nothing -> sendall_from(self, data, flags, sent);
+ *                      anything unusual -> fallback(self, *args).
+ *
+ * A failing syscall raises OSError from errno, as the C socket does.
+ */
+
+#include "_speedups.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAIN_THREAD_SLICE_MS 50 /* MAIN_THREAD_SLICE in _core/_state.py */
+
+/* Bound by socket_methods(). */
+static PyTypeObject *state_type;  /* _core.ThreadState */
+static PyObject *current_waiter;  /* _core.current_waiter */
+static PyObject *c_fileno;        /* _socket.socket.fileno */
+static PyObject *recv_fallback, *recv_into_fallback, *sendall_fallback, *sendall_from;
+static PyObject *poll_first;      /* int: the receives that wait first after one waited */
+
+/* Interned names, created by tp_socket_init(). */
+static PyObject *str_begin_fd_wait, *str_end_fd_wait, *str_is_main, *str_recv;
+static PyObject *str_tp_wait, *str_tp_timeout;
+
+/* -- helpers ---------------------------------------------------------------- */
+
+/* An int argument; -1 with an error set if it is not one (or out of range). */
+static int
+int_arg(PyObject *obj, int *out)
+{
+    long v = PyLong_AsLong(obj);
+
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "int out of range");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* The socket's descriptor, or -1 (closed, not bound yet, or an error: cleared). */
+static int
+sock_fd(PyObject *self)
+{
+    PyObject *res;
+    long fd;
+
+    if (c_fileno == NULL) {
+        return -1; /* socket_methods() not called yet */
+    }
+    res = PyObject_Vectorcall(c_fileno, &self, 1, NULL);
+    if (res == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    fd = PyLong_AsLong(res);
+    Py_DECREF(res);
+    if (fd == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return fd < 0 || fd > INT_MAX ? -1 : (int)fd;
+}
+
+static int
+call_end_fd_wait(PyObject *waiter)
+{
+    PyObject *res = PyObject_CallMethodNoArgs(waiter, str_end_fd_wait);
+
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* End the wait after the poll: 0, or -1 with an exception.  Pending signal
+ * handlers run first, here: run at the entry of end_fd_wait() (a Python
+ * function), one that raises (Ctrl-C) would skip its body and leave the wait
+ * recorded.  If one raises, the wait still ends and its exception wins (a
+ * cancellation stays pending for the next cancellation point). */
+static int
+end_wait(PyObject *waiter)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc;
+
+    if (PyErr_CheckSignals() < 0) {
+        exc = PyErr_GetRaisedException();
+        if (call_end_fd_wait(waiter) < 0) {
+            PyErr_Clear();
+        }
+        PyErr_SetRaisedException(exc);
+        return -1;
+    }
+#else
+    PyObject *type, *value, *tb;
+
+    if (PyErr_CheckSignals() < 0) {
+        PyErr_Fetch(&type, &value, &tb);
+        if (call_end_fd_wait(waiter) < 0) {
+            PyErr_Clear();
+        }
+        PyErr_Restore(type, value, tb);
+        return -1;
+    }
+#endif
+    return call_end_fd_wait(waiter);
+}
+
+/* -- the wait, through the core's protocol ---------------------------------- */
+
+/* Wait as `waiter` until `fd` is readable or the thread is woken.
+ * 1: waited, *revents is fd's revents (0: only woken, or a main-thread slice
+ * ended; -1: poll() failed with *err); 0: declined (not a ThreadState);
+ * -1: an exception (a cancellation from begin/end_fd_wait). */
+static int
+fd_wait(PyObject *waiter, PyObject *reason, int fd, int *revents, int *err)
+{
+    struct pollfd fds[2];
+    PyObject *res;
+    long wake_fd;
+    int n, timeout_ms;
+    uint64_t counter;
+
+    if (state_type == NULL || Py_TYPE(waiter) != state_type) {
+        return 0;
+    }
+    res = PyObject_GetAttr(waiter, str_is_main);
+    if (res == NULL) {
+        return -1;
+    }
+    timeout_ms = res == Py_True ? MAIN_THREAD_SLICE_MS : -1;
+    Py_DECREF(res);
+    res = PyObject_CallMethodOneArg(waiter, str_begin_fd_wait, reason);
+    if (res == NULL) {
+        return -1;
+    }
+    wake_fd = PyLong_Check(res) ? PyLong_AsLong(res) : -1;
+    Py_DECREF(res);
+    if (wake_fd < 0 || wake_fd > INT_MAX) {
+        PyErr_Clear();
+        if (call_end_fd_wait(waiter) < 0) {
+            return -1;
+        }
+        PyErr_SetString(PyExc_SystemError, "begin_fd_wait() returned no descriptor");
+        return -1;
+    }
+    fds[0].fd = fd;
+    fds[0].events = POLLIN;
+    fds[0].revents = 0;
+    fds[1].fd = (int)wake_fd;
+    fds[1].events = POLLIN;
+    fds[1].revents = 0;
+    Py_BEGIN_ALLOW_THREADS
+    n = poll(fds, 2, timeout_ms);
+    *err = n < 0 ? errno : 0;
+    if (n > 0 && fds[1].revents) {
+        /* A wake-up: drain the counter (non-blocking; EAGAIN: already drained). */
+        if (read(fds[1].fd, &counter, sizeof(counter)) < 0) {
+            counter = 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (end_wait(waiter) < 0) {
+        return -1;
+    }
+    *revents = n < 0 ? -1 : fds[0].revents;
+    return 1;
+}
+
+/* Wait as `waiter` for socket `sock` (descriptor `fd`) and receive: 1 with *n
+ * set (>= 0 received, or -1 with *err; EAGAIN: nothing received, and `fd`
+ * must not be used again), 0 if it declined to wait, -1 with an exception. */
+static int
+wait_and_recv(PyObject *waiter, PyObject *reason, PyObject *sock, int fd, char *buf,
+              Py_ssize_t len, int flags, Py_ssize_t *n, int *err)
+{
+    int revents, r = fd_wait(waiter, reason, fd, &revents, err);
+
+    if (r <= 0) {
+        return r;
+    }
+    *n = -1;
+    if (revents <= 0) {
+        if (revents == 0) {
+            *err = EAGAIN; /* a wake-up */
+        }
+        return 1;
+    }
+    if (sock_fd(sock) != fd) {
+        *err = EAGAIN; /* closed (or detached) while we waited */
+        return 1;
+    }
+    /* Readable, hung up, failed or invalid: recv() says which. */
+    *n = recv(fd, buf, (size_t)len, flags | MSG_DONTWAIT);
+    *err = *n < 0 ? errno : 0;
+    return 1;
+}
+
+/* The result for an error `err` of wait_and_recv: None for "go on in Python",
+ * NULL with an exception otherwise. */
+static PyObject *
+recv_failed(int err)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        Py_RETURN_NONE;
+    }
+    if (err == EINTR) {
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    errno = err;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* Parse the optional trailing (nbytes, flags) / (flags) of a receive; -1 if odd. */
+static int
+parse_flags(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at, int *flags)
+{
+    *flags = 0;
+    if (nargs > at && int_arg(args[at], flags) < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+poll_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *result;
+    Py_ssize_t bufsize, n;
+    int fd, flags, err, r;
+
+    if (nargs < 4 || nargs > 5) {
+        PyErr_SetString(PyExc_TypeError, "poll_recv(waiter, reason, sock, bufsize[, flags])");
+        return NULL;
+    }
+    bufsize = PyLong_AsSsize_t(args[3]);
+    if ((bufsize == -1 && PyErr_Occurred()) || parse_flags(args, nargs, 4, &flags) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE; /* the Python path raises the stdlib's error */
+    }
+    fd = sock_fd(args[2]);
+    if (fd < 0 || bufsize <= 0 || (flags & MSG_DONTWAIT)) {
+        Py_RETURN_NONE;
+    }
+    result = PyBytes_FromStringAndSize(NULL, bufsize);
+    if (result == NULL) {
+        return NULL;
+    }
+    r = wait_and_recv(args[0], args[1], args[2], fd, PyBytes_AS_STRING(result), bufsize, flags,
+                      &n, &err);
+    if (r <= 0 || n < 0) {
+        Py_DECREF(result);
+        return r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : recv_failed(err);
+    }
+    if (n != bufsize && _PyBytes_Resize(&result, n) < 0) {
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t nbytes = 0, n;
+    int fd, flags, err, r;
+
+    if (nargs < 4 || nargs > 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "poll_recv_into(waiter, reason, sock, buffer[, nbytes[, flags]])");
+        return NULL;
+    }
+    if (nargs >= 5) {
+        nbytes = PyLong_AsSsize_t(args[4]);
+    }
+    if ((nbytes == -1 && PyErr_Occurred()) || parse_flags(args, nargs, 5, &flags) < 0
+        || PyObject_GetBuffer(args[3], &view, PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (nbytes == 0) {
+        nbytes = view.len;
+    }
+    fd = sock_fd(args[2]);
+    if (fd < 0 || nbytes <= 0 || nbytes > view.len || (flags & MSG_DONTWAIT)) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    r = wait_and_recv(args[0], args[1], args[2], fd, view.buf, nbytes, flags, &n, &err);
+    PyBuffer_Release(&view);
+    if (r <= 0 || n < 0) {
+        return r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : recv_failed(err);
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+/* -- the socket methods ----------------------------------------------------- */
+
+/* fallback(self, *args, **kwargs) with the caller's own vectorcall arguments. */
+static PyObject *
+call_fallback(PyObject *fallback, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    PyObject *small[8], **all = small, *res;
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+
+    if (total + 1 > 8) {
+        all = PyMem_New(PyObject *, (size_t)total + 1);
+        if (all == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    all[0] = self;
+    memcpy(all + 1, args, (size_t)total * sizeof(PyObject *));
+    res = PyObject_Vectorcall(fallback, all, (size_t)nargs + 1, kwnames);
+    if (all != small) {
+        PyMem_Free(all);
+    }
+    return res;
+}
+
+/* Take one poll-first turn of `self`: 1 if this receive should wait first
+ * (the counter is decremented), 0 if not, -1 on error. */
+static int
+poll_first_turn(PyObject *self)
+{
+    PyObject *wait, *timeout, *less;
+    long n;
+    int r;
+
+    wait = PyObject_GetAttr(self, str_tp_wait);
+    if (wait == NULL) {
+        return -1;
+    }
+    n = PyLong_Check(wait) ? PyLong_AsLong(wait) : 0;
+    Py_DECREF(wait);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n <= 0) {
+        return 0;
+    }
+    timeout = PyObject_GetAttr(self, str_tp_timeout);
+    if (timeout == NULL) {
+        return -1;
+    }
+    r = timeout == Py_None;
+    Py_DECREF(timeout);
+    if (!r) {
+        return 0;
+    }
+    less = PyLong_FromLong(n - 1);
+    if (less == NULL) {
+        return -1;
+    }
+    r = PyObject_SetAttr(self, str_tp_wait, less);
+    Py_DECREF(less);
+    return r < 0 ? -1 : 1;
+}
+
+/* Receive into buf without waiting: bytes received, or -1 with *err. */
+static Py_ssize_t
+recv_now(int fd, char *buf, Py_ssize_t len, int flags, int *err)
+{
+    Py_ssize_t n;
+
+    Py_BEGIN_ALLOW_THREADS
+    n = recv(fd, buf, (size_t)len, flags);
+    *err = n < 0 ? errno : 0;
+    Py_END_ALLOW_THREADS
+    return n;
+}
+
+static int
+is_final(Py_ssize_t n, int err)
+{
+    return n >= 0 || (err != EAGAIN && err != EWOULDBLOCK && err != EINTR);
+}
+
+/* Wait first if it is this receive's poll-first turn, then receive without
+ * waiting: 1 with *n set (-1 with *err: an error), 0 to fall back (nothing
+ * received), -1 with an exception.  After a wait that received nothing, fall
+ * back: the descriptor read before the wait may be stale by now. */
+static int
+receive(PyObject *self, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t *n, int *err)
+{
+    PyObject *waiter, *reason;
+    /* A 0-byte receive never waits, nor one the caller asked not to. */
+    int r = len > 0 && !(flags & MSG_DONTWAIT) ? poll_first_turn(self) : 0;
+
+    if (r < 0) {
+        return -1;
+    }
+    if (r) {
+        waiter = PyObject_CallNoArgs(current_waiter);
+        if (waiter == NULL) {
+            return -1;
+        }
+        reason = PyTuple_Pack(2, str_recv, self);
+        if (reason == NULL) {
+            Py_DECREF(waiter);
+            return -1;
+        }
+        r = wait_and_recv(waiter, reason, self, fd, buf, len, flags, n, err);
+        Py_DECREF(reason);
+        Py_DECREF(waiter);
+        if (r < 0) {
+            return -1;
+        }
+        if (r) {
+            return is_final(*n, *err);
+        }
+    }
+    *n = recv_now(fd, buf, len, flags, err);
+    if (*n < 0 && (*err == EAGAIN || *err == EWOULDBLOCK)
+        && PyObject_SetAttr(self, str_tp_wait, poll_first) < 0) {
+        return -1;
+    }
+    return is_final(*n, *err);
+}
+
+static PyObject *
+sock_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *result;
+    Py_ssize_t bufsize, n;
+    int fd, flags = 0, err, r;
+
+    if (nargs < 1 || nargs > 2 || !PyLong_CheckExact(args[0])
+        || (nargs == 2 && !PyLong_CheckExact(args[1]))) {
+        return call_fallback(recv_fallback, self, args, nargs, NULL);
+    }
+    bufsize = PyLong_AsSsize_t(args[0]);
+    if ((bufsize == -1 && PyErr_Occurred()) || (nargs == 2 && int_arg(args[1], &flags) < 0)) {
+        PyErr_Clear();
+        return call_fallback(recv_fallback, self, args, nargs, NULL);
+    }
+    fd = sock_fd(self);
+    if (fd < 0 || bufsize < 0) {
+        return call_fallback(recv_fallback, self, args, nargs, NULL);
+    }
+    result = PyBytes_FromStringAndSize(NULL, bufsize);
+    if (result == NULL) {
+        return NULL;
+    }
+    r = receive(self, fd, PyBytes_AS_STRING(result), bufsize, flags, &n, &err);
+    if (r <= 0 || n < 0) {
+        Py_DECREF(result);
+        if (r < 0) {
+            return NULL;
+        }
+        if (r == 0) {
+            if (err == EINTR && PyErr_CheckSignals() < 0) {
+                return NULL;
+            }
+            return call_fallback(recv_fallback, self, args, nargs, NULL);
+        }
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (n != bufsize && _PyBytes_Resize(&result, n) < 0) {
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_buffer view;
+    Py_ssize_t nbytes = 0, n;
+    int fd, flags = 0, err, r;
+
+    if (kwnames != NULL || nargs < 1 || nargs > 3 || (nargs >= 2 && !PyLong_CheckExact(args[1]))
+        || (nargs == 3 && !PyLong_CheckExact(args[2]))) {
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    if (nargs >= 2) {
+        nbytes = PyLong_AsSsize_t(args[1]);
+    }
+    if ((nbytes == -1 && PyErr_Occurred()) || (nargs == 3 && int_arg(args[2], &flags) < 0)
+        || PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    if (nbytes == 0) {
+        nbytes = view.len;
+    }
+    fd = sock_fd(self);
+    if (fd < 0 || nbytes < 0 || nbytes > view.len) {
+        PyBuffer_Release(&view);
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    r = receive(self, fd, view.buf, nbytes, flags, &n, &err);
+    PyBuffer_Release(&view);
+    if (r < 0) {
+        return NULL;
+    }
+    if (r == 0) {
+        if (err == EINTR && PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+        return call_fallback(recv_into_fallback, self, args, nargs, kwnames);
+    }
+    if (n < 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+sock_sendall(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t n, len;
+    PyObject *sent, *flags_obj, *call[4], *res;
+    int fd, flags = 0, err;
+
+    if (nargs < 1 || nargs > 2 || (nargs == 2 && !PyLong_CheckExact(args[1]))) {
+        return call_fallback(sendall_fallback, self, args, nargs, NULL);
+    }
+    if ((nargs == 2 && int_arg(args[1], &flags) < 0)
+        || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        return call_fallback(sendall_fallback, self, args, nargs, NULL);
+    }
+    fd = sock_fd(self);
+    if (fd < 0) {
+        PyBuffer_Release(&view);
+        return call_fallback(sendall_fallback, self, args, nargs, NULL);
+    }
+    len = view.len;
+    Py_BEGIN_ALLOW_THREADS
+    n = send(fd, view.buf, (size_t)len, flags);
+    err = n < 0 ? errno : 0;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (n == len) {
+        Py_RETURN_NONE;
+    }
+    if (n < 0) {
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                return NULL;
+            }
+        }
+        else if (err != EAGAIN && err != EWOULDBLOCK) {
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        n = 0;
+    }
+    sent = PyLong_FromSsize_t(n);
+    flags_obj = nargs == 2 ? Py_NewRef(args[1]) : PyLong_FromLong(0);
+    if (sent == NULL || flags_obj == NULL) {
+        Py_XDECREF(sent);
+        Py_XDECREF(flags_obj);
+        return NULL;
+    }
+    call[0] = self;
+    call[1] = args[0];
+    call[2] = flags_obj;
+    call[3] = sent;
+    res = PyObject_Vectorcall(sendall_from, call, 4, NULL);
+    Py_DECREF(sent);
+    Py_DECREF(flags_obj);
+    return res;
+}
+
+static PyMethodDef socket_method_defs[] = {
+    {"recv", (PyCFunction)(void (*)(void))sock_recv, METH_FASTCALL,
+     "recv($self, bufsize, flags=0, /)\n--\n\nReceive up to bufsize bytes (cancellable)."},
+    {"recv_into", (PyCFunction)(void (*)(void))sock_recv_into, METH_FASTCALL | METH_KEYWORDS,
+     "recv_into($self, /, buffer, nbytes=0, flags=0)\n--\n\n"
+     "Receive into buffer; the number of bytes received (cancellable)."},
+    {"sendall", (PyCFunction)(void (*)(void))sock_sendall, METH_FASTCALL,
+     "sendall($self, data, flags=0, /)\n--\n\n"
+     "Send all of data (cancellable); on an exception part-way, exc.bytes_sent says how much "
+     "went."},
+};
+
+#define N_BOUND 8
+
+/* socket_methods(cls, fileno, ThreadState, current_waiter, poll_first,
+ *                recv, recv_into, sendall, sendall_from)
+ * -> (recv, recv_into, sendall) method descriptors for cls. */
+static PyObject *
+socket_methods(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject **slots[N_BOUND] = {&c_fileno,      (PyObject **)&state_type, &current_waiter,
+                                 &poll_first,    &recv_fallback,           &recv_into_fallback,
+                                 &sendall_fallback, &sendall_from};
+    PyObject *descrs[3];
+    int i;
+
+    if (nargs != N_BOUND + 1 || !PyType_Check(args[0]) || !PyType_Check(args[2])
+        || !PyLong_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "socket_methods(cls, fileno, ThreadState, current_waiter, poll_first, "
+                        "recv, recv_into, sendall, sendall_from)");
+        return NULL;
+    }
+    for (i = 0; i < N_BOUND; i++) {
+        Py_XSETREF(*slots[i], Py_NewRef(args[i + 1]));
+    }
+    for (i = 0; i < 3; i++) {
+        descrs[i] = PyDescr_NewMethod((PyTypeObject *)args[0], &socket_method_defs[i]);
+        if (descrs[i] == NULL) {
+            while (i--) {
+                Py_DECREF(descrs[i]);
+            }
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(NNN)", descrs[0], descrs[1], descrs[2]);
+}
+
+static PyMethodDef socket_functions[] = {
+    {"poll_recv", (PyCFunction)(void (*)(void))poll_recv, METH_FASTCALL,
+     "poll_recv(waiter, reason, sock, bufsize[, flags])\n"
+     "Wait for a socket (or a wake-up) and receive: bytes, or None to go on in Python."},
+    {"poll_recv_into", (PyCFunction)(void (*)(void))poll_recv_into, METH_FASTCALL,
+     "poll_recv_into(waiter, reason, sock, buffer[, nbytes[, flags]])\n"
+     "Wait for a socket (or a wake-up) and receive into a buffer: int, or None."},
+    {"socket_methods", (PyCFunction)(void (*)(void))socket_methods, METH_FASTCALL,
+     "recv, recv_into and sendall of threadpatch's socket class, in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+tp_socket_init(PyObject *module)
+{
+    struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&str_begin_fd_wait, "begin_fd_wait"},
+        {&str_end_fd_wait, "end_fd_wait"},
+        {&str_is_main, "is_main"},
+        {&str_recv, "recv"},
+        {&str_tp_wait, "_tp_wait"},
+        {&str_tp_timeout, "_tp_timeout"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (tp_intern(names[i].slot, names[i].text) < 0) {
+            return -1;
+        }
+    }
+    return PyModule_AddFunctions(module, socket_functions);
+}

@@ -596,9 +596,13 @@ def test_create_connection_cancelled_closes_its_socket(
     settle_fds(baseline)
 
 
-def test_hub_thread_passes_through(pair: tuple[tp_socket.socket, tp_socket.socket]) -> None:
+def test_hub_thread_waits_natively(
+    monkeypatch: pytest.MonkeyPatch, pair: tuple[tp_socket.socket, tp_socket.socket]
+) -> None:
     a, b = pair
-    b.sendall(b"hub")
+    b.sendall(b"hub!")
+    for name in ("wait_fd", "wait_fds", "begin_fd_wait"):
+        monkeypatch.setattr(_core.ThreadState, name, None)  # must not be used
     done = _core._natives.allocate_lock()
     done.acquire()
     result: list[object] = []
@@ -606,6 +610,8 @@ def test_hub_thread_passes_through(pair: tuple[tp_socket.socket, tp_socket.socke
     def in_hub() -> None:
         try:
             assert _core.is_hub_thread()
+            a._tp_wait = _socket._POLL_FIRST  # a receive that waits first, in C if built
+            result.append(a.recv(1))
             a.settimeout(5)
             result.append(a.recv(3))  # ready: the C call
             a.settimeout(0.001)
@@ -618,7 +624,7 @@ def test_hub_thread_passes_through(pair: tuple[tp_socket.socket, tp_socket.socke
 
     _core.get_hub().call_at(time.monotonic(), in_hub)
     assert done.acquire(True, 10)
-    assert result == [b"hub", TimeoutError]
+    assert result == [b"h", b"ub!", TimeoutError]
 
 
 def test_blocking_methods_work_on_plain_stdlib_sockets(

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core, _dns
 from ._accel import speedups as _speedups
-from ._socket_methods import METHODS, accept_raw, c_fileno, sendall_from
+from ._socket_methods import POLL_FIRST, METHODS, accept_raw, c_fileno, sendall_from
 from ._socket_timeouts import (
     TIMEOUT_METHODS,
     blocking_flag,
@@ -80,8 +80,7 @@ T = TypeVar("T")
 
 _c_gettimeout = _socket.socket.gettimeout
 _c_settimeout = _socket.socket.settimeout
-#: Receives a blocking socket of ours waits before it tries, after one had to wait.
-_POLL_FIRST = 16
+_POLL_FIRST = POLL_FIRST  # for tests
 
 
 def accept(self: Any) -> tuple[_std.socket, Any]:
@@ -154,9 +153,10 @@ class socket(_std.socket):
                 _c_settimeout(self, None)  # hand over a blocking descriptor
         return super().detach()
 
-    # With the accelerator: how many more receives wait before they try
-    # (see "With the C accelerator" above); only the C methods use it.
+    # With the accelerator: how many more receives wait before they try, and
+    # the thread that armed them (see "With the C accelerator" above).
     _tp_wait = 0
+    _tp_wait_ident = 0
 
     recv = METHODS["recv"]
     recv_into = METHODS["recv_into"]
@@ -190,8 +190,7 @@ if _speedups is not None and hasattr(_speedups, "socket_methods"):
             socket,
             c_fileno,
             _core.ThreadState,
-            _core.current_waiter,
-            _POLL_FIRST,
+            _core.thread_local,
             *PY_METHODS.values(),
             sendall_from,
         ),

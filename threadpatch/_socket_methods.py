@@ -60,6 +60,7 @@ __all__ = [
     "METHODS",
     "POLLIN",
     "POLLOUT",
+    "POLL_FIRST",
     "accept_raw",
     "blocking_method",
     "c_fileno",
@@ -87,6 +88,9 @@ _EINPROGRESS = 115
 _wait_fd = _core.wait_fd
 _deadline_after = _core.deadline_after
 _current_waiter = _core.current_waiter
+_ThreadState = _core.ThreadState
+#: Receives a blocking socket of ours waits before it tries, after one had to wait.
+POLL_FIRST = 16
 _timeout_error = _std.timeout
 
 #: The C wait-and-receive of a blocking socket: C method -> its wait-and-call,
@@ -113,6 +117,11 @@ def _retry(
         fast = FAST_WAITS.get(func)
         if fast is not None:
             waiter = _current_waiter()  # the C wait declines a hub thread's native waiter
+            if type(waiter) is _ThreadState and hasattr(sock, "_tp_wait"):
+                # One of ours, in a thread that waits cancellably: its next
+                # receives in this thread wait first, in C (see _socket.py).
+                sock._tp_wait = POLL_FIRST
+                sock._tp_wait_ident = waiter.ident
     deadline = _deadline_after(timeout)
     while True:
         if fast is not None:

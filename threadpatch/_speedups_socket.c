@@ -48,12 +48,12 @@
  * common case needs and hands everything else, unchanged, to the Python
  * method it replaces (`fallback`), which is the reference behaviour:
  *
- *   recv / recv_into   a poll-first turn (self._tp_wait > 0, no timeout, no
- *                      MSG_DONTWAIT): the wait-and-receive above; else one
- *                      non-blocking receive.  Data or EOF -> return it;
- *                      EAGAIN -> self._tp_wait = POLL_FIRST (the next
- *                      receives wait first) and fallback(self, *args), which
- *                      waits; EINTR or anything unusual -> fallback.
+ *   recv / recv_into   a poll-first turn (self._tp_wait > 0, armed by this
+ *                      thread, no timeout, no MSG_DONTWAIT): the
+ *                      wait-and-receive above; else one non-blocking
+ *                      receive.  Data or EOF -> return it; EAGAIN, EINTR or
+ *                      anything unusual -> fallback(self, *args), which
+ *                      waits (and arms the next receives to wait first).
  *   sendall            one non-blocking send; all of it went -> None; a part
  *                      or nothing -> sendall_from(self, data, flags, sent);
  *                      anything unusual -> fallback(self, *args).
@@ -69,20 +69,24 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAIN_THREAD_SLICE_MS 50 /* MAIN_THREAD_SLICE in _core/_state.py */
 
 /* Bound by socket_methods(). */
 static PyTypeObject *state_type;  /* _core.ThreadState */
-static PyObject *current_waiter;  /* _core.current_waiter */
+static PyObject *thread_local;    /* _core.thread_local: .state is the thread's ThreadState */
 static PyObject *c_fileno;        /* _socket.socket.fileno */
 static PyObject *recv_fallback, *recv_into_fallback, *sendall_fallback, *sendall_from;
-static PyObject *poll_first;      /* int: the receives that wait first after one waited */
 
 /* Interned names, created by tp_socket_init(). */
 static PyObject *str_begin_fd_wait, *str_end_fd_wait, *str_is_main, *str_recv;
-static PyObject *str_tp_wait, *str_tp_timeout;
+static PyObject *str_tp_wait, *str_tp_timeout, *str_tp_wait_ident, *str_state;
+/* The fields begin_fd_wait() sets, which the fast begin sets by name. */
+static PyObject *str_interrupt, *str_wake_fd, *str_fd_waiting, *str_parked;
+static PyObject *str_blocked_on, *str_blocked_since, *str_blocked_until;
+static PyObject *infinity;
 
 /* -- helpers ---------------------------------------------------------------- */
 
@@ -138,41 +142,155 @@ call_end_fd_wait(PyObject *waiter)
     return 0;
 }
 
-/* End the wait after the poll: 0, or -1 with an exception.  Pending signal
- * handlers run first, here: run at the entry of end_fd_wait() (a Python
- * function), one that raises (Ctrl-C) would skip its body and leave the wait
- * recorded.  If one raises, the wait still ends and its exception wins (a
- * cancellation stays pending for the next cancellation point). */
+/* -- the wait, through the core's protocol ---------------------------------- */
+
+/* The ThreadState fields the fast begin and end use, and their descriptors,
+ * looked up by name on the class when it is bound (socket_methods()): a get
+ * or set is then the descriptor's own, without the generic lookup.  Used
+ * only on instances of exactly that class. */
+enum { F_INTERRUPT, F_WAKE_FD, F_FD_WAITING, F_PARKED, F_BLOCKED_ON, F_BLOCKED_SINCE,
+       F_BLOCKED_UNTIL, F_IS_MAIN, N_FIELDS };
+static PyObject **field_names[N_FIELDS] = {
+    &str_interrupt,     &str_wake_fd,       &str_fd_waiting, &str_parked,
+    &str_blocked_on,    &str_blocked_since, &str_blocked_until, &str_is_main};
+static PyObject *field_descrs[N_FIELDS];
+
+/* Look the fields' descriptors up on `type`; 0, or -1 with an exception. */
+static int
+bind_fields(PyObject *type)
+{
+    PyObject *descr;
+    int i;
+
+    for (i = 0; i < N_FIELDS; i++) {
+        descr = PyObject_GetAttr(type, *field_names[i]);
+        if (descr == NULL) {
+            return -1;
+        }
+        if (Py_TYPE(descr)->tp_descr_get == NULL || Py_TYPE(descr)->tp_descr_set == NULL) {
+            PyErr_Format(PyExc_TypeError, "%R is not a data descriptor of %R", *field_names[i],
+                         type);
+            Py_DECREF(descr);
+            return -1;
+        }
+        Py_XSETREF(field_descrs[i], descr);
+    }
+    return 0;
+}
+
+static PyObject *
+field_get(PyObject *waiter, int field)
+{
+    PyObject *descr = field_descrs[field];
+
+    return Py_TYPE(descr)->tp_descr_get(descr, waiter, (PyObject *)state_type);
+}
+
+/* 1 if the field is true, 0 if false, -1 with an exception. */
+static int
+field_true(PyObject *waiter, int field)
+{
+    PyObject *value = field_get(waiter, field);
+    int r;
+
+    if (value == NULL) {
+        return -1;
+    }
+    r = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return r;
+}
+
+static int
+set_fields(PyObject *waiter, const int *fields, PyObject *const *values, int n)
+{
+    PyObject *descr;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        descr = field_descrs[fields[i]];
+        if (Py_TYPE(descr)->tp_descr_set(descr, waiter, values[i]) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* begin_fd_wait() when it has nothing to do but record (the common case),
+ * without running Python: the thread's wake-up descriptor exists and no
+ * interrupt is pending.  The same fields, set through the attribute protocol
+ * (by name, never by layout).  1: begun, *wake_fd set; 0: call
+ * begin_fd_wait() (it makes the descriptor, or raises the interrupt); -1:
+ * an exception. */
+static int
+fast_begin(PyObject *waiter, PyObject *reason, long *wake_fd)
+{
+    static const int fields[5] = {F_BLOCKED_ON, F_BLOCKED_SINCE, F_BLOCKED_UNTIL, F_FD_WAITING,
+                                  F_PARKED};
+    PyObject *value, *now, *values[5];
+    struct timespec ts;
+    int r;
+
+    value = field_get(waiter, F_WAKE_FD);
+    if (value == NULL) {
+        return -1;
+    }
+    *wake_fd = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
+    Py_DECREF(value);
+    if (*wake_fd < 0 || *wake_fd > INT_MAX) {
+        PyErr_Clear();
+        return 0;
+    }
+    r = field_true(waiter, F_INTERRUPT);
+    if (r != 0) {
+        return r < 0 ? -1 : 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* time.monotonic()'s clock */
+    now = PyFloat_FromDouble((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+    if (now == NULL) {
+        return -1;
+    }
+    values[0] = reason;
+    values[1] = now;
+    values[2] = infinity;
+    values[3] = Py_True;
+    values[4] = Py_True;
+    r = set_fields(waiter, fields, values, 5);
+    Py_DECREF(now);
+    if (r == 0) {
+        /* An interrupt that came before the flags were set wrote no wake-up. */
+        r = field_true(waiter, F_INTERRUPT);
+        if (r == 0) {
+            return 1;
+        }
+    }
+    /* Undo, and let begin_fd_wait() decide (it raises, or waits shielded). */
+    if (call_end_fd_wait(waiter) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* end_fd_wait(), the same way: clear what begin set, by name; only if an
+ * interrupt came meanwhile call end_fd_wait() itself, which raises it.  The
+ * fields are cleared before any Python code runs (a signal handler that
+ * raises could not leave the wait recorded).  0, or -1 with an exception. */
 static int
 end_wait(PyObject *waiter)
 {
-#if PY_VERSION_HEX >= 0x030C0000
-    PyObject *exc;
+    static const int fields[3] = {F_FD_WAITING, F_PARKED, F_BLOCKED_ON};
+    PyObject *values[3] = {Py_False, Py_False, Py_None};
+    int r;
 
-    if (PyErr_CheckSignals() < 0) {
-        exc = PyErr_GetRaisedException();
-        if (call_end_fd_wait(waiter) < 0) {
-            PyErr_Clear();
-        }
-        PyErr_SetRaisedException(exc);
+    if (set_fields(waiter, fields, values, 3) < 0) {
         return -1;
     }
-#else
-    PyObject *type, *value, *tb;
-
-    if (PyErr_CheckSignals() < 0) {
-        PyErr_Fetch(&type, &value, &tb);
-        if (call_end_fd_wait(waiter) < 0) {
-            PyErr_Clear();
-        }
-        PyErr_Restore(type, value, tb);
-        return -1;
+    r = field_true(waiter, F_INTERRUPT);
+    if (r <= 0) {
+        return r;
     }
-#endif
     return call_end_fd_wait(waiter);
 }
-
-/* -- the wait, through the core's protocol ---------------------------------- */
 
 /* Wait as `waiter` until `fd` is readable or the thread is woken.
  * 1: waited, *revents is fd's revents (0: only woken, or a main-thread slice
@@ -184,31 +302,37 @@ fd_wait(PyObject *waiter, PyObject *reason, int fd, int *revents, int *err)
     struct pollfd fds[2];
     PyObject *res;
     long wake_fd;
-    int n, timeout_ms;
+    int n, r, timeout_ms;
     uint64_t counter;
 
-    if (state_type == NULL || Py_TYPE(waiter) != state_type) {
+    if (state_type == NULL || Py_TYPE(waiter) != state_type || field_descrs[0] == NULL) {
         return 0;
     }
-    res = PyObject_GetAttr(waiter, str_is_main);
+    res = field_get(waiter, F_IS_MAIN);
     if (res == NULL) {
         return -1;
     }
     timeout_ms = res == Py_True ? MAIN_THREAD_SLICE_MS : -1;
     Py_DECREF(res);
-    res = PyObject_CallMethodOneArg(waiter, str_begin_fd_wait, reason);
-    if (res == NULL) {
+    r = fast_begin(waiter, reason, &wake_fd);
+    if (r < 0) {
         return -1;
     }
-    wake_fd = PyLong_Check(res) ? PyLong_AsLong(res) : -1;
-    Py_DECREF(res);
-    if (wake_fd < 0 || wake_fd > INT_MAX) {
-        PyErr_Clear();
-        if (call_end_fd_wait(waiter) < 0) {
+    if (r == 0) {
+        res = PyObject_CallMethodOneArg(waiter, str_begin_fd_wait, reason);
+        if (res == NULL) {
             return -1;
         }
-        PyErr_SetString(PyExc_SystemError, "begin_fd_wait() returned no descriptor");
-        return -1;
+        wake_fd = PyLong_Check(res) ? PyLong_AsLong(res) : -1;
+        Py_DECREF(res);
+        if (wake_fd < 0 || wake_fd > INT_MAX) {
+            PyErr_Clear();
+            if (call_end_fd_wait(waiter) < 0) {
+                return -1;
+            }
+            PyErr_SetString(PyExc_SystemError, "begin_fd_wait() returned no descriptor");
+            return -1;
+        }
     }
     fds[0].fd = fd;
     fds[0].events = POLLIN;
@@ -394,7 +518,7 @@ call_fallback(PyObject *fallback, PyObject *self, PyObject *const *args, Py_ssiz
 static int
 poll_first_turn(PyObject *self)
 {
-    PyObject *wait, *timeout, *less;
+    PyObject *wait, *timeout, *ident, *less;
     long n;
     int r;
 
@@ -417,6 +541,17 @@ poll_first_turn(PyObject *self)
     r = timeout == Py_None;
     Py_DECREF(timeout);
     if (!r) {
+        return 0;
+    }
+    /* Armed by this thread (never by the hub's: see _socket_methods._retry). */
+    ident = PyObject_GetAttr(self, str_tp_wait_ident);
+    if (ident == NULL) {
+        return -1;
+    }
+    r = PyLong_Check(ident) && PyLong_AsUnsignedLong(ident) == PyThread_get_thread_ident();
+    Py_DECREF(ident);
+    if (!r) {
+        PyErr_Clear();
         return 0;
     }
     less = PyLong_FromLong(n - 1);
@@ -462,9 +597,13 @@ receive(PyObject *self, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t
         return -1;
     }
     if (r) {
-        waiter = PyObject_CallNoArgs(current_waiter);
+        waiter = PyObject_GetAttr(thread_local, str_state);
         if (waiter == NULL) {
-            return -1;
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear(); /* no state (yet): receive the ordinary way */
+            goto try_now;
         }
         reason = PyTuple_Pack(2, str_recv, self);
         if (reason == NULL) {
@@ -481,11 +620,8 @@ receive(PyObject *self, int fd, char *buf, Py_ssize_t len, int flags, Py_ssize_t
             return is_final(*n, *err);
         }
     }
+try_now:
     *n = recv_now(fd, buf, len, flags, err);
-    if (*n < 0 && (*err == EAGAIN || *err == EWOULDBLOCK)
-        && PyObject_SetAttr(self, str_tp_wait, poll_first) < 0) {
-        return -1;
-    }
     return is_final(*n, *err);
 }
 
@@ -650,29 +786,32 @@ static PyMethodDef socket_method_defs[] = {
      "went."},
 };
 
-#define N_BOUND 8
+#define N_BOUND 7
 
-/* socket_methods(cls, fileno, ThreadState, current_waiter, poll_first,
+/* socket_methods(cls, fileno, ThreadState, thread_local,
  *                recv, recv_into, sendall, sendall_from)
  * -> (recv, recv_into, sendall) method descriptors for cls. */
 static PyObject *
 socket_methods(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject **slots[N_BOUND] = {&c_fileno,      (PyObject **)&state_type, &current_waiter,
-                                 &poll_first,    &recv_fallback,           &recv_into_fallback,
-                                 &sendall_fallback, &sendall_from};
+    PyObject **slots[N_BOUND] = {&c_fileno,         (PyObject **)&state_type, &thread_local,
+                                 &recv_fallback,    &recv_into_fallback,      &sendall_fallback,
+                                 &sendall_from};
     PyObject *descrs[3];
     int i;
 
-    if (nargs != N_BOUND + 1 || !PyType_Check(args[0]) || !PyType_Check(args[2])
-        || !PyLong_CheckExact(args[4])) {
+    if (nargs != N_BOUND + 1 || !PyType_Check(args[0]) || !PyType_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError,
-                        "socket_methods(cls, fileno, ThreadState, current_waiter, poll_first, "
+                        "socket_methods(cls, fileno, ThreadState, thread_local, "
                         "recv, recv_into, sendall, sendall_from)");
         return NULL;
     }
     for (i = 0; i < N_BOUND; i++) {
         Py_XSETREF(*slots[i], Py_NewRef(args[i + 1]));
+    }
+    if (bind_fields(args[2]) < 0) {
+        Py_CLEAR(state_type);  /* no fast waits without the fields */
+        return NULL;
     }
     for (i = 0; i < 3; i++) {
         descrs[i] = PyDescr_NewMethod((PyTypeObject *)args[0], &socket_method_defs[i]);
@@ -711,11 +850,26 @@ tp_socket_init(PyObject *module)
         {&str_recv, "recv"},
         {&str_tp_wait, "_tp_wait"},
         {&str_tp_timeout, "_tp_timeout"},
+        {&str_tp_wait_ident, "_tp_wait_ident"},
+        {&str_state, "state"},
+        {&str_interrupt, "interrupt"},
+        {&str_wake_fd, "_wake_fd"},
+        {&str_fd_waiting, "_fd_waiting"},
+        {&str_parked, "parked"},
+        {&str_blocked_on, "blocked_on"},
+        {&str_blocked_since, "blocked_since"},
+        {&str_blocked_until, "blocked_until"},
     };
     size_t i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (tp_intern(names[i].slot, names[i].text) < 0) {
+            return -1;
+        }
+    }
+    if (infinity == NULL) {
+        infinity = PyFloat_FromDouble(Py_HUGE_VAL);
+        if (infinity == NULL) {
             return -1;
         }
     }

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import threadpatch
-from threadpatch import _core, _select
+from threadpatch import _core
 from threadpatch import select as tp_select
 
 from .servers import fd_count

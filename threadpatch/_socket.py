@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core, _dns
 from ._accel import speedups as _speedups
-from ._socket_methods import POLL_FIRST, METHODS, accept_raw, c_fileno, sendall_from
+from ._socket_methods import METHODS, POLL_FIRST, accept_raw, c_fileno, sendall_from
 from ._socket_timeouts import (
     TIMEOUT_METHODS,
     blocking_flag,
@@ -93,7 +93,6 @@ def accept(self: Any) -> tuple[_std.socket, Any]:
     if _std.getdefaulttimeout() is None and user_timeout(self):
         sock.setblocking(True)
     return sock, addr
-
 
 
 # -- the class -------------------------------------------------------------------

@@ -109,7 +109,7 @@ def _retry(
     events: int,
     kind: str,
 ) -> Any:
-    """Wait for ``events`` and retry ``func(sock, *args, **kwargs)`` until it stops saying EAGAIN."""
+    """Wait for ``events``; retry ``func(sock, *args, **kwargs)`` until it stops saying EAGAIN."""
     timeout = user_timeout(sock)
     reason = (kind, sock)
     fast = waiter = None
@@ -147,7 +147,9 @@ def _no_flags(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return 0
 
 
-def _flags_at(index: int, keyword: bool = False) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+def _flags_at(
+    index: int, keyword: bool = False
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
     """Where a method's ``flags`` argument is: positional ``index``, or the keyword."""
 
     def flags(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -299,7 +301,7 @@ def _connect_result(sock: Any, timeout: float | None) -> int:
     """Wait for a non-blocking connect to finish; its SO_ERROR, or -1 on timeout."""
     if not _wait_fd(c_fileno(sock), POLLOUT, _deadline_after(timeout), ("connect", sock)):
         return -1
-    return _c_getsockopt(sock, _socket.SOL_SOCKET, _socket.SO_ERROR)  # type: ignore[no-any-return]
+    return _c_getsockopt(sock, _socket.SOL_SOCKET, _socket.SO_ERROR)
 
 
 def connect(self: Any, address: Any, /) -> None:

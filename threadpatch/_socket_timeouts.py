@@ -23,12 +23,12 @@ import _socket
 import contextlib
 import math
 import operator
-import socket as _std
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import socket as _std
     from collections.abc import Callable
 
 __all__ = [

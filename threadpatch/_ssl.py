@@ -131,7 +131,7 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Read up to ``len`` bytes (into ``buffer``); b"" or 0 at EOF, as the stdlib."""
         self._checkClosed()  # type: ignore[attr-defined]
-        sslobj = self._sslobj
+        sslobj = self._sslobj  # type: ignore[has-type]
         if sslobj is None:
             raise ValueError("Read on closed or unwrapped SSL socket.")
         args = (len,) if buffer is None else (len, buffer)
@@ -155,7 +155,7 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             return self._ssl_retry(sslobj.read, args, events, timeout, "read")
         except _SSLError as x:
             # The stdlib's read(): a ragged EOF is an EOF.
-            if x.args[0] == _SSL_ERROR_EOF and self.suppress_ragged_eofs:
+            if x.args[0] == _SSL_ERROR_EOF and self.suppress_ragged_eofs:  # type: ignore[attr-defined]
                 return b"" if buffer is None else 0
             raise
 

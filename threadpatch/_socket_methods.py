@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAST_WAITS",
+    "FAST_WAIT_FD",
     "METHODS",
     "POLLIN",
     "POLLOUT",
@@ -64,7 +65,9 @@ __all__ = [
     "accept_raw",
     "blocking_method",
     "c_fileno",
+    "fast_waiter",
     "sendall_from",
+    "wait_socket",
 ]
 
 _C = _socket.socket
@@ -97,8 +100,36 @@ _timeout_error = _std.timeout
 #: ``fast(waiter, reason, sock, *args)`` -> the result, or None for "go on in
 #: Python".  Empty without the accelerator.
 FAST_WAITS: dict[object, Callable[..., Any]] = {}
+#: One C wait for a descriptor, ``fast_wait_fd(waiter, reason, fd, events)`` ->
+#: its revents, 0 if only woken, None for "wait in Python"; or None.
+FAST_WAIT_FD: Callable[[object, object, int, int], int | None] | None = None
 if _speedups is not None and hasattr(_speedups, "poll_recv"):
     FAST_WAITS = {_c_recv: _speedups.poll_recv, _c_recv_into: _speedups.poll_recv_into}
+    FAST_WAIT_FD = _speedups.poll_fd
+
+
+def fast_waiter(timeout: float | None) -> object:
+    """The waiter for :func:`wait_socket`'s C wait: only without a timeout, with the accelerator."""
+    if timeout is None and FAST_WAIT_FD is not None:
+        return _current_waiter()  # the C wait declines a hub thread's native waiter
+    return None
+
+
+def wait_socket(sock: Any, events: int, deadline: float, reason: object, waiter: object) -> bool:
+    """Wait for ``events`` on the socket's descriptor of the moment; False once ``deadline`` passed.
+
+    With a ``waiter`` from :func:`fast_waiter` the wait is one C call; True
+    may then also mean "woken, nothing ready": the caller's retry says EAGAIN
+    and it waits again.
+    """
+    fd = c_fileno(sock)
+    if (
+        waiter is not None
+        and FAST_WAIT_FD is not None
+        and FAST_WAIT_FD(waiter, reason, fd, events) is not None
+    ):
+        return True
+    return bool(_wait_fd(fd, events, deadline, reason))
 
 
 def _retry(
@@ -112,23 +143,20 @@ def _retry(
     """Wait for ``events``; retry ``func(sock, *args, **kwargs)`` until it stops saying EAGAIN."""
     timeout = user_timeout(sock)
     reason = (kind, sock)
-    fast = waiter = None
-    if timeout is None and not kwargs:
-        fast = FAST_WAITS.get(func)
-        if fast is not None:
-            waiter = _current_waiter()  # the C wait declines a hub thread's native waiter
-            if type(waiter) is _ThreadState and hasattr(sock, "_tp_wait"):
-                # One of ours, in a thread that waits cancellably: its next
-                # receives in this thread wait first, in C (see _socket.py).
-                sock._tp_wait = POLL_FIRST
-                sock._tp_wait_ident = waiter.ident
+    waiter = fast_waiter(timeout)
+    fast = FAST_WAITS.get(func) if waiter is not None and not kwargs else None
+    if fast is not None and type(waiter) is _ThreadState and hasattr(sock, "_tp_wait"):
+        # One of ours, in a thread that waits cancellably: its next receives
+        # in this thread wait first, in C (see _socket.py).
+        sock._tp_wait = POLL_FIRST
+        sock._tp_wait_ident = waiter.ident
     deadline = _deadline_after(timeout)
     while True:
         if fast is not None:
             result = fast(waiter, reason, sock, *args)
             if result is not None:
                 return result
-        if not _wait_fd(c_fileno(sock), events, deadline, reason):
+        if not wait_socket(sock, events, deadline, reason, waiter):
             raise _timeout_error("timed out")
         try:
             return func(sock, *args, **kwargs)
@@ -264,11 +292,13 @@ def sendall_from(self: Any, data: Any, flags: int, sent: int) -> None:
         if _must_not_wait(self, flags):  # the stdlib's own non-waiting behaviour
             return _c_sendall(self, rest[sent:], flags)
         total = len(rest)
-        deadline = _deadline_after(user_timeout(self))  # for the whole call, as the stdlib
+        timeout = user_timeout(self)
+        deadline = _deadline_after(timeout)  # for the whole call, as the stdlib
         reason = ("send", self)
+        waiter = fast_waiter(timeout)
         try:
             while sent < total:
-                if not _wait_fd(c_fileno(self), POLLOUT, deadline, reason):
+                if not wait_socket(self, POLLOUT, deadline, reason, waiter):
                     raise _timeout_error("timed out")
                 with contextlib.suppress(BlockingIOError):
                     sent += _c_send(self, rest[sent:], flags)

@@ -292,12 +292,12 @@ end_wait(PyObject *waiter)
     return call_end_fd_wait(waiter);
 }
 
-/* Wait as `waiter` until `fd` is readable or the thread is woken.
+/* Wait as `waiter` until `fd` has one of `events` or the thread is woken.
  * 1: waited, *revents is fd's revents (0: only woken, or a main-thread slice
  * ended; -1: poll() failed with *err); 0: declined (not a ThreadState);
  * -1: an exception (a cancellation from begin/end_fd_wait). */
 static int
-fd_wait(PyObject *waiter, PyObject *reason, int fd, int *revents, int *err)
+fd_wait(PyObject *waiter, PyObject *reason, int fd, short events, int *revents, int *err)
 {
     struct pollfd fds[2];
     PyObject *res;
@@ -335,7 +335,7 @@ fd_wait(PyObject *waiter, PyObject *reason, int fd, int *revents, int *err)
         }
     }
     fds[0].fd = fd;
-    fds[0].events = POLLIN;
+    fds[0].events = events;
     fds[0].revents = 0;
     fds[1].fd = (int)wake_fd;
     fds[1].events = POLLIN;
@@ -364,7 +364,7 @@ static int
 wait_and_recv(PyObject *waiter, PyObject *reason, PyObject *sock, int fd, char *buf,
               Py_ssize_t len, int flags, Py_ssize_t *n, int *err)
 {
-    int revents, r = fd_wait(waiter, reason, fd, &revents, err);
+    int revents, r = fd_wait(waiter, reason, fd, POLLIN, &revents, err);
 
     if (r <= 0) {
         return r;
@@ -486,6 +486,39 @@ poll_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : recv_failed(err);
     }
     return PyLong_FromSsize_t(n);
+}
+
+/* poll_fd(waiter, reason, fd, events) -> revents | None: one wait (the TLS
+ * retry's); 0 when only woken (the caller looks at its object again), None
+ * when declined (the caller waits in Python). */
+static PyObject *
+poll_fd(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, events, revents, err, r;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "poll_fd(waiter, reason, fd, events)");
+        return NULL;
+    }
+    if (int_arg(args[2], &fd) < 0 || int_arg(args[3], &events) < 0 || fd < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE; /* the Python path says what is wrong */
+    }
+    r = fd_wait(args[0], args[1], fd, (short)events, &revents, &err);
+    if (r <= 0) {
+        return r < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (revents < 0) {
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                return NULL;
+            }
+            return PyLong_FromLong(0);
+        }
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(revents);
 }
 
 /* -- the socket methods ----------------------------------------------------- */
@@ -832,6 +865,9 @@ static PyMethodDef socket_functions[] = {
     {"poll_recv_into", (PyCFunction)(void (*)(void))poll_recv_into, METH_FASTCALL,
      "poll_recv_into(waiter, reason, sock, buffer[, nbytes[, flags]])\n"
      "Wait for a socket (or a wake-up) and receive into a buffer: int, or None."},
+    {"poll_fd", (PyCFunction)(void (*)(void))poll_fd, METH_FASTCALL,
+     "poll_fd(waiter, reason, fd, events)\n"
+     "Wait for a descriptor (or a wake-up): its revents, 0 if only woken, None to wait in Python."},
     {"socket_methods", (PyCFunction)(void (*)(void))socket_methods, METH_FASTCALL,
      "recv, recv_into and sendall of threadpatch's socket class, in C."},
     {NULL, NULL, 0, NULL},

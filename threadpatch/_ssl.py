@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core, _socket
 from ._socket_methods import POLLIN, POLLOUT
+from ._socket_methods import fast_waiter as _fast_waiter
+from ._socket_methods import wait_socket as _wait_socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,7 +51,6 @@ _WantWrite = _std.SSLWantWriteError
 _SSLError = _std.SSLError
 _SSL_ERROR_EOF = _std.SSL_ERROR_EOF
 _timeout_error = _stdsocket.timeout
-_wait_fd = _core.wait_fd
 _deadline_after = _core.deadline_after
 _POLL_FIRST = 16
 
@@ -109,11 +110,12 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         """
         deadline = _deadline_after(timeout)
         reason = ("tls." + (kind or what), self)
+        waiter = _fast_waiter(timeout)
         while True:
             # The descriptor of the moment (EBADF once closed), as the native
             # loop waits: a number read before an earlier wait may name
             # another file by now.  The TLS object is the one taken at entry.
-            if not _wait_fd(self.fileno(), events, deadline, reason):
+            if not _wait_socket(self, events, deadline, reason, waiter):
                 raise _timeout_error(f"The {what} operation timed out")
             try:
                 return func(*args)

@@ -34,9 +34,11 @@ With the C accelerator
 everything else, unchanged, to the Python methods (:data:`PY_METHODS`).
 After a receive had to wait, the next few receives wait first (adaptive
 poll-first: request/response traffic waits almost every time), each wait and
-its receive one C call that releases the GIL once; every ``_POLL_FIRST``-th
-receive tries first again, so streaming traffic whose data is already there
-goes back to a single syscall.
+its receive one C call that releases the GIL once.  The receive after a
+streak of ``_POLL_FIRST`` tries first again, so streaming traffic whose data
+is already there goes back to a single syscall; if it has to wait
+(request/response traffic), the next streak is twice as long (at most 256).
+Only the thread that waited arms its streak, never the hub thread.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ class socket(_std.socket):
     # the thread that armed them (see "With the C accelerator" above).
     _tp_wait = 0
     _tp_wait_ident = 0
+    _tp_wait_streak = 0
 
     recv = METHODS["recv"]
     recv_into = METHODS["recv_into"]

@@ -92,8 +92,10 @@ _wait_fd = _core.wait_fd
 _deadline_after = _core.deadline_after
 _current_waiter = _core.current_waiter
 _ThreadState = _core.ThreadState
-#: Receives a blocking socket of ours waits before it tries, after one had to wait.
+#: Receives a blocking socket of ours waits before it tries, after one had to
+#: wait; up to POLL_FIRST_MAX once the one that tried first had to wait too.
 POLL_FIRST = 16
+POLL_FIRST_MAX = 256
 _timeout_error = _std.timeout
 
 #: The C wait-and-receive of a blocking socket: C method -> its wait-and-call,
@@ -147,9 +149,13 @@ def _retry(
     fast = FAST_WAITS.get(func) if waiter is not None and not kwargs else None
     if fast is not None and type(waiter) is _ThreadState and hasattr(sock, "_tp_wait"):
         # One of ours, in a thread that waits cancellably: its next receives
-        # in this thread wait first, in C (see _socket.py).
-        sock._tp_wait = POLL_FIRST
-        sock._tp_wait_ident = waiter.ident
+        # in this thread wait first, in C (see _socket.py).  Each time the
+        # receive that tried first had to wait again (request/response
+        # traffic), the next streak is twice as long.
+        ident = waiter.ident
+        streak = POLL_FIRST if sock._tp_wait_ident != ident else sock._tp_wait_streak * 2
+        sock._tp_wait = sock._tp_wait_streak = min(streak, POLL_FIRST_MAX)
+        sock._tp_wait_ident = ident
     deadline = _deadline_after(timeout)
     while True:
         if fast is not None:

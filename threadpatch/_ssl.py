@@ -19,8 +19,9 @@ receives): request/response traffic finds no data almost every time, and an
 empty read costs OpenSSL's ``SSLWantReadError``, raised and caught, before
 the wait.  A read waits first only while OpenSSL holds no decrypted bytes
 (``pending()``; Python's contexts never turn on read-ahead, so a record only
-partly read from the socket is waiting for the socket); every
-``_POLL_FIRST``-th read tries first again.
+partly read from the socket is waiting for the socket).  The read after a
+streak of ``_POLL_FIRST`` tries first again; if it has to wait too, the next
+streak is twice as long (at most 256).
 
 :class:`SSLContext` is ``ssl.SSLContext`` with ``sslsocket_class`` set to
 :class:`SSLSocket`.  The patch layer may instead set
@@ -53,6 +54,7 @@ _SSL_ERROR_EOF = _std.SSL_ERROR_EOF
 _timeout_error = _stdsocket.timeout
 _deadline_after = _core.deadline_after
 _POLL_FIRST = 16
+_POLL_FIRST_MAX = 256
 
 
 def _asks_for_bytes(len: Any, buffer: Any) -> bool:
@@ -93,6 +95,7 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
 
     # Reads left that wait before they try (see the module docstring).
     _tp_read_wait = 0
+    _tp_read_streak = 0
 
     def _ssl_retry(
         self,
@@ -101,15 +104,15 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         events: int,
         timeout: float | None,
         what: str,
-        kind: str = "",
+        kind: str,
     ) -> T:
         """Wait for ``events`` and retry ``func(*args)`` until OpenSSL wants nothing more.
 
-        ``what`` names the operation in the timeout message, ``kind`` in the
-        wait reason (``"tls." + (kind or what)``).
+        ``what`` names the operation in the timeout message, ``kind`` the
+        wait reason's kind (``"tls.read"``, ...).
         """
         deadline = _deadline_after(timeout)
-        reason = ("tls." + (kind or what), self)
+        reason = (kind, self)
         waiter = _fast_waiter(timeout)
         while True:
             # The descriptor of the moment (EBADF once closed), as the native
@@ -142,19 +145,25 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             if (
                 self._tp_read_wait
                 and timeout != 0.0
+                and (
+                    (buffer is None and type(len) is int and len > 0)
+                    or _asks_for_bytes(len, buffer)
+                )
                 and not sslobj.pending()
-                and _asks_for_bytes(len, buffer)
             ):
                 self._tp_read_wait -= 1
-                return self._ssl_retry(sslobj.read, args, POLLIN, timeout, "read")
+                return self._ssl_retry(sslobj.read, args, POLLIN, timeout, "read", "tls.read")
             try:
                 return sslobj.read(*args)
             except (_WantRead, _WantWrite) as exc:
                 if timeout == 0.0:
                     raise
                 events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
-            self._tp_read_wait = _POLL_FIRST
-            return self._ssl_retry(sslobj.read, args, events, timeout, "read")
+            # The read that tried first had to wait: wait first for the next
+            # reads, twice as many as last time (request/response traffic).
+            streak = min(self._tp_read_streak * 2 or _POLL_FIRST, _POLL_FIRST_MAX)
+            self._tp_read_wait = self._tp_read_streak = streak
+            return self._ssl_retry(sslobj.read, args, events, timeout, "read", "tls.read")
         except _SSLError as x:
             # The stdlib's read(): a ragged EOF is an EOF.
             if x.args[0] == _SSL_ERROR_EOF and self.suppress_ragged_eofs:  # type: ignore[attr-defined]
@@ -173,7 +182,9 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             if self._tp_timeout == 0.0:
                 raise
             events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
-        return self._ssl_retry(sslobj.write, (data,), events, self._tp_timeout, "write")
+        return self._ssl_retry(
+            sslobj.write, (data,), events, self._tp_timeout, "write", "tls.write"
+        )
 
     def send(self, data: Any, flags: int = 0) -> int:
         if self._sslobj is None:
@@ -199,7 +210,12 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             return
         try:
             self._ssl_retry(
-                sslobj.do_handshake, (), events, None if timeout == 0.0 else timeout, "handshake"
+                sslobj.do_handshake,
+                (),
+                events,
+                None if timeout == 0.0 else timeout,
+                "handshake",
+                "tls.handshake",
             )
         except BaseException as error:
             if self._tp_creating and not isinstance(error, OSError | ValueError):
@@ -222,7 +238,7 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
             return s  # type: ignore[no-any-return]
         # The stdlib's message names the direction of the first wait.
         events, what = (POLLIN, "read") if want_read else (POLLOUT, "write")
-        s = self._ssl_retry(sslobj.shutdown, (), events, self._tp_timeout, what, "unwrap")
+        s = self._ssl_retry(sslobj.shutdown, (), events, self._tp_timeout, what, "tls.unwrap")
         self._sslobj = None
         return s  # type: ignore[no-any-return]
 

@@ -30,7 +30,7 @@ bench: .venv/$(DEMO_PY)/.ok
 	.venv/$(DEMO_PY)/bin/python -m pip install -q -e '.[bench]'  # gevent, for the comparison
 	.venv/$(DEMO_PY)/bin/python -m benchmarks
 
-.venv/%/.ok: pyproject.toml setup.py threadpatch/_speedups.c
+.venv/%/.ok: pyproject.toml setup.py $(wildcard threadpatch/_speedups*.[ch])
 	@py=$$(scripts/find-python $*); \
 	echo "creating .venv/$* with $$py"; \
 	$$py -m venv --clear .venv/$* && \

@@ -6,7 +6,7 @@ normal wheel then installs it into site-packages.  For ``pip install -e .``,
 setuptools assembles the editable wheel in the install directory instead, so
 ``build_py`` copies it there as well.
 
-``threadpatch._speedups`` (C fast paths of Lock/RLock) is optional: if it
+``threadpatch._speedups`` (C fast paths of Lock/RLock and socket waits) is optional: if it
 cannot be built, the install goes on and threadpatch uses its pure-Python
 implementation (see threadpatch/_sync.py).
 """
@@ -36,6 +36,15 @@ class build_py_with_pth(build_py):
         return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, PTH)]
 
 
-SPEEDUPS = Extension("threadpatch._speedups", ["threadpatch/_speedups.c"], optional=True)
+SPEEDUPS = Extension(
+    "threadpatch._speedups",
+    [
+        "threadpatch/_speedups.c",  # the module
+        "threadpatch/_speedups_locks.c",  # Lock and RLock cores
+        "threadpatch/_speedups_socket.c",  # socket waits
+    ],
+    depends=["threadpatch/_speedups.h"],
+    optional=True,
+)
 
 setup(cmdclass={"build_py": build_py_with_pth}, ext_modules=[SPEEDUPS])

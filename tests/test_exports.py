@@ -28,6 +28,8 @@ LAYERS: dict[str, int] = {
     "_threading": 1,
     "_dns": 2,
     "_socket": 2,
+    "_socket_timeouts": 2,  # the user's timeout in Python; adopting stdlib sockets
+    "_socket_methods": 2,  # the blocking socket methods, from one factory
     "_ssl": 2,
     "_select": 2,
     "_selectors": 2,
@@ -148,3 +150,64 @@ def test_core_is_the_door() -> None:
     core = importlib.import_module("threadpatch._core")
     for name in core.__all__:
         assert hasattr(core, name)
+
+
+def _module_of(path: Path, level: int, module: str | None) -> tuple[str, ...]:
+    """The dotted parts (below ``threadpatch``) that a relative import names."""
+    rel = path.relative_to(PACKAGE)
+    base = list(rel.parts[:-1])[: len(rel.parts) - 1 - (level - 1)]
+    return (*base, *(module.split(".") if module else []))
+
+
+def _is_package(parts: tuple[str, ...]) -> bool:
+    return PACKAGE.joinpath(*parts).is_dir()
+
+
+#: The one private name of the core that every layer may use: its table of
+#: the native primitives captured at import (threadpatch/_core/_natives.py).
+CORE_SHARED = {"_natives"}
+
+
+def _private_reaches(path: Path) -> list[str]:
+    rel = path.relative_to(PACKAGE)
+    inside_core = rel.parts[0] == "_core"
+    tree = ast.parse(path.read_text())
+    modules: dict[str, tuple[str, ...]] = {}  # local name -> the threadpatch module it is
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or not node.level:
+            continue
+        source = _module_of(path, node.level, node.module)
+        if source[:1] == ("_core",) and len(source) > 1 and not inside_core:
+            internal = ".".join(source)
+            found.append(f"line {node.lineno}: imports from the core's internals {internal}")
+            continue
+        for alias in node.names:
+            local = alias.asname or alias.name
+            if _is_package(source):
+                modules[local] = (*source, alias.name)
+                private = source == ("_core",) and alias.name.startswith("_")
+                if private and alias.name not in CORE_SHARED and not inside_core:
+                    found.append(f"line {node.lineno}: imports _core.{alias.name}")
+            elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                found.append(f"line {node.lineno}: imports {alias.name} from {'.'.join(source)}")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            owner = modules[node.value.id]
+            if owner == ("_core",) and (node.attr in CORE_SHARED or inside_core):
+                continue
+            found.append(f"line {node.lineno}: uses {node.value.id}.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_reaching_into_private_names(path: Path) -> None:
+    # A module uses what another module exports, never its private names; the
+    # core is entered through threadpatch._core only (its door, __all__).
+    assert _private_reaches(path) == []

@@ -6,12 +6,13 @@ import decimal
 import os
 import select as std_select
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import threadpatch
-from threadpatch import _core, _select
+from threadpatch import _core
 from threadpatch import select as tp_select
 
 from .servers import fd_count
@@ -371,21 +372,57 @@ def test_ready_fds_are_reported_in_a_cancelled_thread(
     assert threadpatch.spawn(waiter).join(5) == ([a], [], [])
 
 
-def test_hub_thread_passes_through(
+def in_hub(func: Callable[[], object]) -> object:
+    """Run ``func`` in the hub thread; its result (or exception, re-raised here)."""
+    done = _core._natives.allocate_lock()
+    done.acquire()
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            assert _core.is_hub_thread()
+            outcome.append(("ok", func()))
+        except BaseException as exc:
+            outcome.append(("error", exc))
+        finally:
+            done.release()
+
+    _core.get_hub().call_at(time.monotonic(), run)
+    assert done.acquire(True, 10)
+    kind, value = outcome[0]  # type: ignore[misc]
+    if kind == "error":
+        raise value
+    return value
+
+
+def test_hub_thread_waits_natively(
     monkeypatch: pytest.MonkeyPatch, pair: tuple[socket.socket, socket.socket]
 ) -> None:
+    """In the hub thread every wait is a native poll, never a cancellable one."""
     a, b = pair
-    monkeypatch.setattr(_select, "_is_hub_thread", lambda: True)
-    monkeypatch.setattr(_core.ThreadState, "wait_fds", None)  # must not be used
-    assert tp_select.select([a], [], [], 0.01) == ([], [], [])
-    p = tp_select.poll()
-    p.register(a, tp_select.POLLIN)
-    assert p.poll(10) == []
-    with tp_select.epoll() as ep:
-        ep.register(a.fileno(), tp_select.EPOLLIN)
-        assert ep.poll(0.01) == []
-        b.send(b"x")
-        assert ep.poll(1) == [(a.fileno(), tp_select.EPOLLIN)]
+    for name in ("wait_fd", "wait_fds", "begin_fd_wait"):
+        monkeypatch.setattr(_core.ThreadState, name, None)  # must not be used
+
+    def waits() -> list[object]:
+        results: list[object] = [tp_select.select([a], [], [], 0.01)]
+        p = tp_select.poll()
+        p.register(a, tp_select.POLLIN)
+        results.append(p.poll(10))
+        with tp_select.epoll() as ep:
+            ep.register(a.fileno(), tp_select.EPOLLIN)
+            results.append(ep.poll(0.01))
+            b.send(b"x")
+            results.append(ep.poll(1))
+        results.append(tp_select.select([a], [], [], 1))
+        return results
+
+    assert in_hub(waits) == [
+        ([], [], []),
+        [],
+        [],
+        [(a.fileno(), tp_select.EPOLLIN)],
+        ([a], [], []),
+    ]
 
 
 def test_poll_object_rejects_concurrent_poll(

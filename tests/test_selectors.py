@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import threadpatch
-from threadpatch import _core, _select, _selectors
+from threadpatch import _core, _selectors
 from threadpatch import selectors as tp_selectors
 
 from .servers import fd_count
+from .test_select import in_hub
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -217,17 +218,28 @@ def test_class_patches_table() -> None:
     }
 
 
-def test_class_patches_pass_through_in_the_hub(
+def test_class_patches_wait_natively_in_the_hub(
     class_patched: None, monkeypatch: pytest.MonkeyPatch, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    a, _ = pair
-    monkeypatch.setattr(_selectors, "_is_hub_thread", lambda: True)
-    monkeypatch.setattr(_select, "_is_hub_thread", lambda: True)
-    monkeypatch.setattr(_core.ThreadState, "wait_fds", None)  # must not be used
-    for cls in STD_CLASSES:
-        with cls() as sel:
-            sel.register(a, std_selectors.EVENT_READ)
-            assert sel.select(0.01) == []
+    a, b = pair
+    for name in ("wait_fd", "wait_fds", "begin_fd_wait"):
+        monkeypatch.setattr(_core.ThreadState, name, None)  # must not be used
+
+    def waits() -> list[object]:
+        results: list[object] = []
+        for cls in STD_CLASSES:
+            with cls() as sel:
+                sel.register(a, std_selectors.EVENT_READ)
+                results.append(sel.select(0.01))
+        b.send(b"x")
+        for cls in STD_CLASSES:
+            with cls() as sel:
+                sel.register(a, std_selectors.EVENT_READ, "a")
+                results.append([(key.data, ev) for key, ev in sel.select(1)])
+        return results
+
+    ready = [("a", std_selectors.EVENT_READ)]
+    assert in_hub(waits) == [[]] * len(STD_CLASSES) + [ready] * len(STD_CLASSES)
 
 
 def test_facade_mirrors_stdlib() -> None:

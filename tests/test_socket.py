@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import threadpatch
-from threadpatch import _core, _dns, _socket
+from threadpatch import _core, _dns, _socket, _socket_methods
 from threadpatch import socket as tp_socket
 from threadpatch._core import ThreadCancelled, ThreadTimeout
 
@@ -37,7 +37,7 @@ def baseline() -> int:
     a, b = tp_socket.socketpair()  # the main thread's poller and wake fd exist afterwards
     with a, b:
         b.send(b"x")
-        _core.current_state().wait_fd(a.fileno(), _socket.POLLIN, 0)
+        _core.current_state().wait_fd(a.fileno(), _socket_methods.POLLIN, 0)
     return fd_count()
 
 
@@ -61,7 +61,7 @@ def fill(sock: std_socket.socket) -> int:
     sock.setblocking(False)
     total = 0
     poller = _core._natives.poll()
-    poller.register(sock.fileno(), _socket.POLLOUT)
+    poller.register(sock.fileno(), _socket_methods.POLLOUT)
     while True:
         try:
             total += sock.send(b"\0" * 65536)
@@ -594,9 +594,13 @@ def test_create_connection_cancelled_closes_its_socket(
     settle_fds(baseline)
 
 
-def test_hub_thread_passes_through(pair: tuple[tp_socket.socket, tp_socket.socket]) -> None:
+def test_hub_thread_waits_natively(
+    monkeypatch: pytest.MonkeyPatch, pair: tuple[tp_socket.socket, tp_socket.socket]
+) -> None:
     a, b = pair
-    b.sendall(b"hub")
+    b.sendall(b"hub!")
+    for name in ("wait_fd", "wait_fds", "begin_fd_wait"):
+        monkeypatch.setattr(_core.ThreadState, name, None)  # must not be used
     done = _core._natives.allocate_lock()
     done.acquire()
     result: list[object] = []
@@ -604,6 +608,8 @@ def test_hub_thread_passes_through(pair: tuple[tp_socket.socket, tp_socket.socke
     def in_hub() -> None:
         try:
             assert _core.is_hub_thread()
+            a._tp_wait = _socket._POLL_FIRST  # a receive that waits first, in C if built
+            result.append(a.recv(1))
             a.settimeout(5)
             result.append(a.recv(3))  # ready: the C call
             a.settimeout(0.001)
@@ -616,7 +622,7 @@ def test_hub_thread_passes_through(pair: tuple[tp_socket.socket, tp_socket.socke
 
     _core.get_hub().call_at(time.monotonic(), in_hub)
     assert done.acquire(True, 10)
-    assert result == [b"hub", TimeoutError]
+    assert result == [b"h", b"ub!", TimeoutError]
 
 
 def test_blocking_methods_work_on_plain_stdlib_sockets(
@@ -660,10 +666,8 @@ def wait_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "python":
         for name, method in _socket.PY_METHODS.items():
             monkeypatch.setattr(tp_socket.socket, name, method)
-        monkeypatch.setattr(_socket, "_poll_recv", None)
-        monkeypatch.setattr(_socket, "_poll_recv_into", None)
-        monkeypatch.setattr(_socket, "_wait_and_call", {})
-    elif _socket._poll_recv is None:
+        monkeypatch.setattr(_socket_methods, "FAST_WAITS", {})
+    elif not _socket_methods.FAST_WAITS:
         pytest.skip("the C accelerator is not in use (not built, or THREADPATCH_PURE_PYTHON)")
     else:
         for name in _socket.PY_METHODS:
@@ -777,7 +781,7 @@ def test_waiting_receive_of_zero_bytes_returns_at_once(
 
     def zero_byte_receives() -> list[object]:
         b.sendall(b"x")  # make this thread's wake-up fd exist: its first wait creates it
-        _core.current_state().wait_fd(a.fileno(), _socket.POLLIN, 5)
+        _core.current_state().wait_fd(a.fileno(), _socket_methods.POLLIN, 5)
         assert a.recv(1) == b"x"
         return [
             prime(a).recv(0),

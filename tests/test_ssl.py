@@ -206,3 +206,43 @@ def test_facade_mirrors_stdlib() -> None:
     ):
         assert getattr(tp_ssl, name) is getattr(std_ssl, name)
     _ = time
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_reads_that_wait_first_take_what_openssl_holds(
+    certs: TLSCerts, tls_echo: EchoServer, timeout: float | None
+) -> None:
+    """After a read waited, reads wait first; never while OpenSSL holds decrypted bytes.
+
+    A record of 100 bytes read 10 at a time: the socket is empty after the
+    first read, the other nine come from OpenSSL's buffer and must not wait
+    (they would wait forever: the echo server sends nothing more).
+    """
+    with client(certs, tls_echo.address, timeout) as s:
+        s.sendall(b"x")
+        assert s.recv(10) == b"x"  # it had to wait: the next reads wait first
+        assert s._tp_read_wait > 0
+        s.sendall(b"y" * 100)
+        got = [s.recv(10) for _ in range(10)]
+        assert got == [b"y" * 10] * 10
+        buf = bytearray(4)
+        s.sendall(b"abcd")
+        assert s.recv_into(buf) == 4
+        assert buf == b"abcd"
+        # Zero-length reads return at once, as the native ones.
+        assert s.read(0) == b""
+        assert s.recv_into(bytearray(0)) == 0
+
+
+def test_reads_wait_first_in_longer_streaks_for_request_response(
+    certs: TLSCerts, tls_echo: EchoServer
+) -> None:
+    with client(certs, tls_echo.address, None) as s:
+        streaks = []
+        for _ in range(16 + 32 + 3):
+            s.sendall(b"q")
+            assert s.recv(1) == b"q"
+            streaks.append(s._tp_read_streak)
+        assert streaks[0] == 16
+        assert 32 in streaks
+        assert max(streaks) <= 256

@@ -51,6 +51,7 @@ __all__ = [
     "gethostbyname",
     "gethostbyname_ex",
     "getnameinfo",
+    "is_numeric",
     "pool_statistics",
 ]
 
@@ -198,7 +199,8 @@ def _lookup(name: str) -> Callable[..., Any]:
     return lookup
 
 
-def _is_numeric(host: object) -> bool:
+def is_numeric(host: object) -> bool:
+    """True if ``host`` is a numeric IPv4/IPv6 address (or None): no lookup needed."""
     if not isinstance(host, str):
         return host is None
     try:
@@ -232,7 +234,7 @@ def getaddrinfo(
         The caller returns at once; the lookup finishes in its worker and the
         result is dropped.
     """
-    if _is_numeric(host) and (
+    if is_numeric(host) and (
         port is None or isinstance(port, int) or (isinstance(port, str) and port.isdigit())
     ):
         return _NATIVE["getaddrinfo"](host, port, family, type, proto, flags)  # type: ignore[no-any-return]

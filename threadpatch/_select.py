@@ -12,7 +12,7 @@ How it works::
         |                           ready (the hot path: one native call)
       fds = each object's fileno(), read once (as the native call does)
       loop:
-        state.wait_fds(fds + the thread's wake-up eventfd, remaining)
+        _core.wait_fds(fds, deadline, ("select", fds))
         the answer from the poll's revents, in the stdlib's shape
         until something is ready or the timeout has passed
 
@@ -23,13 +23,14 @@ close an object while we wait; the answer then is the native one (a closed
 descriptor is reported ready, as Linux's own select() and poll() do), never
 a ``ValueError`` from asking the closed object for its ``fileno()`` again.
 
-A cancellation writes to the thread's wake-up eventfd, so ``wait_fds``
-returns and raises :class:`ThreadCancelled`.  ``poll`` and ``epoll`` objects
-work the same way around their native object (an epoll descriptor is itself
-readable while events are pending, so one descriptor is all we watch).
+The core's ``wait_fds`` owns the wait: a cancellation raises
+:class:`ThreadCancelled` out of it, the hub thread (curio uses selectors)
+waits there in a native ``poll``, and the deadline passes there.  ``poll``
+and ``epoll`` objects work the same way around their native object (an epoll
+descriptor is itself readable while events are pending, so one descriptor is
+all we watch).
 
-Timeouts of zero and calls from the hub thread (curio uses selectors) go
-straight to the native call and never park.  Arguments are validated before
+Timeouts of zero go straight to the native call.  Arguments are validated before
 anything else; unusual timeout values are checked by the native call itself
 (against a descriptor that is always ready, so it cannot block), which gives
 the stdlib's exact exception types and messages.
@@ -62,9 +63,8 @@ FileDescriptorLike: TypeAlias = "int | _HasFileno"
 _native_select = _stdlib_select.select
 _native_poll = _natives.poll
 _native_epoll: Any = getattr(_stdlib_select, "epoll", None)
-_monotonic = _natives.monotonic
-_is_hub_thread = _core.is_hub_thread
-_current_state = _core.current_state
+_wait_fds = _core.wait_fds
+_deadline_after = _core.deadline_after
 
 POLLIN = _natives.POLLIN
 POLLOUT = _natives.POLLOUT
@@ -172,11 +172,6 @@ def _epoll_timeout(timeout: Any) -> float:
     return math.inf if seconds < 0 else seconds
 
 
-def remaining_time(deadline: float) -> float | None:
-    """Seconds left until ``deadline`` (None when it is infinite), for ``wait_fds``."""
-    return None if deadline == math.inf else deadline - _monotonic()
-
-
 def _fileno(obj: Any) -> int:
     """The descriptor of an int or an object with ``fileno()`` (already validated)."""
     if isinstance(obj, int):
@@ -234,8 +229,6 @@ def select(
     result = _native_select(rlist, wlist, xlist, 0)
     if result[0] or result[1] or result[2] or seconds == 0:
         return result
-    if _is_hub_thread():
-        return _native_select(rlist, wlist, xlist, timeout)
     # The descriptors, read once as the native call reads them: another thread
     # may close an object while we wait, and its fileno() is then -1.
     fds = ([_fileno(o) for o in rlist], [_fileno(o) for o in wlist], [_fileno(o) for o in xlist])
@@ -258,22 +251,17 @@ def _wait_select(
         for fd in numbers:
             masks[fd] = masks.get(fd, 0) | events
             counts[fd] = counts.get(fd, 0) | ready_set
-    state = _current_state()
-    deadline = _monotonic() + seconds
+    deadline = _deadline_after(seconds)
+    reason = ("select", fds)
     sticky: set[int] = set()
     while True:
-        remaining = remaining_time(deadline)
-        expired = remaining is not None and remaining <= 0
-        if expired:
-            remaining = 0  # one last look at every descriptor
-            watch = list(masks.items())
-        elif sticky:
-            remaining = _STICKY_RECHECK if remaining is None else min(remaining, _STICKY_RECHECK)
-            watch = [(fd, m) for fd, m in masks.items() if fd not in sticky]
+        watch = list(masks.items())
+        until = deadline
+        if sticky:
+            watch = [(fd, m) for fd, m in watch if fd not in sticky]
+            until = min(deadline, _deadline_after(_STICKY_RECHECK))
             sticky = set()  # after this bounded wait, look at them again
-        else:
-            watch = list(masks.items())
-        got = state.wait_fds(watch, remaining)
+        got = _wait_fds(watch, until, reason)
         if got:
             revents = dict(got)
             r, w, x = (
@@ -285,8 +273,8 @@ def _wait_select(
             for fd, events in got:
                 if not events & counts[fd]:
                     sticky.add(fd)  # only HUP/ERR where select() does not count them
-        if expired:
-            return [], [], []
+        elif until == deadline:
+            return [], [], []  # the deadline passed (wait_fds looked once more first)
 
 
 # -- poll objects ----------------------------------------------------------------
@@ -343,20 +331,15 @@ class poll:  # the stdlib's name
         ready = native.poll(0)
         if ready or seconds == 0:
             return ready
-        if _is_hub_thread():
-            return native.poll(timeout)
         self._running = True
         try:
-            state = _current_state()
-            deadline = _monotonic() + seconds
+            deadline = _deadline_after(seconds)
             fds = list(self._fds.items())  # the registrations, read once as the native call does
+            reason = ("poll", self)
             while True:
-                remaining = remaining_time(deadline)
-                if remaining is not None and remaining <= 0:
-                    return ready
-                state.wait_fds(fds, remaining)
+                got = _wait_fds(fds, deadline, reason)
                 ready = native.poll(0)
-                if ready:
+                if ready or not got:  # events, or the deadline passed
                     return ready
         finally:
             self._running = False
@@ -437,16 +420,11 @@ if _native_epoll is not None:
             ready: list[tuple[int, int]] = native.poll(0, maxevents)
             if ready or seconds == 0:
                 return ready
-            if _is_hub_thread():
-                return native.poll(timeout, maxevents)  # type: ignore[no-any-return]
-            state = _current_state()
-            deadline = _monotonic() + seconds
+            deadline = _deadline_after(seconds)
             fds = [(native.fileno(), POLLIN)]
+            reason = ("epoll", self)
             while True:
-                remaining = remaining_time(deadline)
-                if remaining is not None and remaining <= 0:
-                    return ready
-                state.wait_fds(fds, remaining)
+                got = _wait_fds(fds, deadline, reason)
                 if native.closed:
                     # Closed by another thread while we waited: the native
                     # call, already inside epoll_wait(), would return what it
@@ -454,7 +432,7 @@ if _native_epoll is not None:
                     # fail.  The events can no longer be read: nothing.
                     return []
                 ready = native.poll(0, maxevents)
-                if ready:
+                if ready or not got:  # events, or the deadline passed
                     return ready
 
 else:  # pragma: no cover - not Linux

@@ -16,11 +16,12 @@ it uses::
 
 How a wait works: ``select(timeout)`` first calls the stdlib method with a
 timeout of 0 (the answer if anything is ready: the hot path).  Otherwise the
-thread waits in ``wait_fds`` on the registered descriptors (for epoll: on the
-epoll descriptor itself, readable while events are pending) plus its wake-up
-eventfd, then asks the stdlib method again with a timeout of 0, until
-something is ready or the timeout has passed.  A timeout of 0 or less, and
-any call from the hub thread, go straight to the stdlib method.  What the
+thread waits in the core's ``wait_fds`` on the registered descriptors (for
+epoll: on the epoll descriptor itself, readable while events are pending),
+then asks the stdlib method again with a timeout of 0, until something is
+ready or the timeout has passed.  A timeout of 0 or less goes straight to the
+stdlib method; the core's wait owns cancellation, the hub thread and the
+deadline.  What the
 stdlib method's native call reads at entry (the registered descriptors, the
 epoll descriptor) is read once, at entry: another thread closing a registered
 file or the selector while we wait gets the stdlib's answer, not an error.
@@ -34,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core
 from . import _select as _tp_select
-from ._core import _natives
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,12 +47,10 @@ __all__ = [
     "SelectSelector",
 ]
 
-_monotonic = _natives.monotonic
-_is_hub_thread = _core.is_hub_thread
-_current_state = _core.current_state
-_remaining_time = _tp_select.remaining_time
-_POLLIN = _natives.POLLIN
-_POLLOUT = _natives.POLLOUT
+_POLLIN = _tp_select.POLLIN
+_POLLOUT = _tp_select.POLLOUT
+_wait_fds = _core.wait_fds
+_deadline_after = _core.deadline_after
 _INT_MAX = 2**31 - 1
 # selectors.EVENT_READ/WRITE (1, 2) -> poll masks, indexed by key.events.
 _POLL_MASK = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)
@@ -110,26 +108,19 @@ def poll_like_select(self: Any, timeout: float | None = None) -> list[tuple[_std
         already pending are returned even in a cancelled thread.
     """
     seconds = _wait_ms(timeout)
-    if seconds is None or _is_hub_thread():
+    if seconds is None:
         return _orig_poll_like_select(self, timeout)  # type: ignore[no-any-return]
     ready: list[tuple[_std.SelectorKey, int]] = _orig_poll_like_select(self, 0)
     if ready:
         return ready
-    state = _current_state()
-    deadline = _monotonic() + seconds
     # The registrations, read once as the native poll() call reads them.
     fds = [(fd, _POLL_MASK[key.events & 3]) for fd, key in self._fd_to_key.items()]
-    while True:
-        remaining = _remaining_time(deadline)
-        if remaining is not None and remaining <= 0:
-            return ready
-        got = state.wait_fds(fds, remaining)
-        ready = _orig_poll_like_select(self, 0)
-        if ready or got:
-            # Events came: the native poll() would have returned them, and the
-            # stdlib method kept those of keys still registered (none, if
-            # another thread unregistered them or closed the selector).
-            return ready
+    _wait_fds(fds, _deadline_after(seconds), ("selector", self))
+    # Events came, or the deadline passed: the native poll() would have
+    # returned them, and the stdlib method keeps those of keys still
+    # registered (none, if another thread unregistered them or closed the
+    # selector).
+    return _orig_poll_like_select(self, 0)  # type: ignore[no-any-return]
 
 
 def epoll_selector_select(
@@ -145,25 +136,22 @@ def epoll_selector_select(
     """
     assert _orig_epoll_select is not None
     seconds = _wait_ms(timeout)
-    if seconds is None or _is_hub_thread():
+    if seconds is None:
         return _orig_epoll_select(self, timeout)  # type: ignore[no-any-return]
     ready: list[tuple[_std.SelectorKey, int]] = _orig_epoll_select(self, 0)
     if ready:
         return ready
-    state = _current_state()
-    deadline = _monotonic() + seconds
+    deadline = _deadline_after(seconds)
     fds = [(self._selector.fileno(), _POLLIN)]
+    reason = ("selector", self)
     while True:
-        remaining = _remaining_time(deadline)
-        if remaining is not None and remaining <= 0:
-            return ready
-        state.wait_fds(fds, remaining)
+        got = _wait_fds(fds, deadline, reason)
         if self._selector.closed:
             # Closed by another thread while we waited (close() also forgets
             # every key): the stdlib method would have returned no keys.
             return []
         ready = _orig_epoll_select(self, 0)
-        if ready:
+        if ready or not got:  # events, or the deadline passed
             return ready
 
 

@@ -10,9 +10,18 @@ so the plain-socket paths of the stdlib class (``connect``, ``accept``, and
 socket methods, and the descriptor is always non-blocking at the C level with
 the user's timeout kept in Python.  The OpenSSL object therefore never blocks:
 it raises ``SSLWantReadError``/``SSLWantWriteError``, and this module waits for
-the descriptor with ``wait_fd`` (a cancellation point) and retries, honouring
-the socket timeout with the stdlib's messages ("The read operation timed out",
-...).
+the descriptor with the core's ``wait_fd`` (a cancellation point) and
+retries, honouring the socket timeout with the stdlib's messages ("The read
+operation timed out", ...).
+
+Reads wait first after a read had to wait (adaptive, as the plain socket's
+receives): request/response traffic finds no data almost every time, and an
+empty read costs OpenSSL's ``SSLWantReadError``, raised and caught, before
+the wait.  A read waits first only while OpenSSL holds no decrypted bytes
+(``pending()``; Python's contexts never turn on read-ahead, so a record only
+partly read from the socket is waiting for the socket).  The read after a
+streak of ``_POLL_FIRST`` tries first again; if it has to wait too, the next
+streak is twice as long (at most 256).
 
 :class:`SSLContext` is ``ssl.SSLContext`` with ``sslsocket_class`` set to
 :class:`SSLSocket`.  The patch layer may instead set
@@ -26,8 +35,10 @@ import socket as _stdsocket
 import ssl as _std
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _socket
-from ._socket import POLLIN, POLLOUT, _monotonic, _waiter
+from . import _core, _socket
+from ._socket_methods import POLLIN, POLLOUT
+from ._socket_methods import fast_waiter as _fast_waiter
+from ._socket_methods import wait_socket as _wait_socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,6 +52,22 @@ _WantWrite = _std.SSLWantWriteError
 _SSLError = _std.SSLError
 _SSL_ERROR_EOF = _std.SSL_ERROR_EOF
 _timeout_error = _stdsocket.timeout
+_deadline_after = _core.deadline_after
+_POLL_FIRST = 16
+_POLL_FIRST_MAX = 256
+
+
+def _asks_for_bytes(len: Any, buffer: Any) -> bool:
+    """True if ``read(len, buffer)`` waits for data (else it returns at once, or raises)."""
+    if type(len) is not int or len <= 0:
+        return False
+    if buffer is None:
+        return True
+    try:
+        with memoryview(buffer) as view:
+            return view.nbytes > 0
+    except TypeError:
+        return False  # the read raises the stdlib's error
 
 
 class SSLSocket(_std.SSLSocket, _socket.socket):
@@ -66,29 +93,33 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         self._tp_creating = False
         return self  # type: ignore[no-any-return]
 
+    # Reads left that wait before they try (see the module docstring).
+    _tp_read_wait = 0
+    _tp_read_streak = 0
+
     def _ssl_retry(
         self,
         func: Callable[..., T],
         args: tuple[Any, ...],
-        exc: BaseException,
+        events: int,
         timeout: float | None,
         what: str,
+        kind: str,
     ) -> T:
-        events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
-        del exc
-        wait = _waiter()
-        deadline = None if timeout is None else _monotonic() + timeout
+        """Wait for ``events`` and retry ``func(*args)`` until OpenSSL wants nothing more.
+
+        ``what`` names the operation in the timeout message, ``kind`` the
+        wait reason's kind (``"tls.read"``, ...).
+        """
+        deadline = _deadline_after(timeout)
+        reason = (kind, self)
+        waiter = _fast_waiter(timeout)
         while True:
             # The descriptor of the moment (EBADF once closed), as the native
             # loop waits: a number read before an earlier wait may name
             # another file by now.  The TLS object is the one taken at entry.
-            if deadline is None:
-                wait(self.fileno(), events, None)
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    raise _timeout_error(f"The {what} operation timed out")
-                wait(self.fileno(), events, remaining)
+            if not _wait_socket(self, events, deadline, reason, waiter):
+                raise _timeout_error(f"The {what} operation timed out")
             try:
                 return func(*args)
             except _WantRead:
@@ -105,20 +136,37 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Read up to ``len`` bytes (into ``buffer``); b"" or 0 at EOF, as the stdlib."""
         self._checkClosed()  # type: ignore[attr-defined]
-        sslobj = self._sslobj
+        sslobj = self._sslobj  # type: ignore[has-type]
         if sslobj is None:
             raise ValueError("Read on closed or unwrapped SSL socket.")
         args = (len,) if buffer is None else (len, buffer)
+        timeout = self._tp_timeout
         try:
+            if (
+                self._tp_read_wait
+                and timeout != 0.0
+                and (
+                    (buffer is None and type(len) is int and len > 0)
+                    or _asks_for_bytes(len, buffer)
+                )
+                and not sslobj.pending()
+            ):
+                self._tp_read_wait -= 1
+                return self._ssl_retry(sslobj.read, args, POLLIN, timeout, "read", "tls.read")
             try:
                 return sslobj.read(*args)
             except (_WantRead, _WantWrite) as exc:
-                if self._tp_timeout == 0.0:
+                if timeout == 0.0:
                     raise
-                return self._ssl_retry(sslobj.read, args, exc, self._tp_timeout, "read")
+                events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
+            # The read that tried first had to wait: wait first for the next
+            # reads, twice as many as last time (request/response traffic).
+            streak = min(self._tp_read_streak * 2 or _POLL_FIRST, _POLL_FIRST_MAX)
+            self._tp_read_wait = self._tp_read_streak = streak
+            return self._ssl_retry(sslobj.read, args, events, timeout, "read", "tls.read")
         except _SSLError as x:
             # The stdlib's read(): a ragged EOF is an EOF.
-            if x.args[0] == _SSL_ERROR_EOF and self.suppress_ragged_eofs:
+            if x.args[0] == _SSL_ERROR_EOF and self.suppress_ragged_eofs:  # type: ignore[attr-defined]
                 return b"" if buffer is None else 0
             raise
 
@@ -133,7 +181,10 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         except (_WantRead, _WantWrite) as exc:
             if self._tp_timeout == 0.0:
                 raise
-            return self._ssl_retry(sslobj.write, (data,), exc, self._tp_timeout, "write")
+            events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
+        return self._ssl_retry(
+            sslobj.write, (data,), events, self._tp_timeout, "write", "tls.write"
+        )
 
     def send(self, data: Any, flags: int = 0) -> int:
         if self._sslobj is None:
@@ -154,18 +205,22 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         except (_WantRead, _WantWrite) as exc:
             if timeout == 0.0 and not block:
                 raise
-            try:
-                self._ssl_retry(
-                    sslobj.do_handshake,
-                    (),
-                    exc,
-                    None if timeout == 0.0 else timeout,
-                    "handshake",
-                )
-            except BaseException as error:
-                if self._tp_creating and not isinstance(error, OSError | ValueError):
-                    self.close()  # cancelled inside wrap_socket(): nobody else will
-                raise
+            events = POLLIN if isinstance(exc, _WantRead) else POLLOUT
+        else:
+            return
+        try:
+            self._ssl_retry(
+                sslobj.do_handshake,
+                (),
+                events,
+                None if timeout == 0.0 else timeout,
+                "handshake",
+                "tls.handshake",
+            )
+        except BaseException as error:
+            if self._tp_creating and not isinstance(error, OSError | ValueError):
+                self.close()  # cancelled inside wrap_socket(): nobody else will
+            raise
 
     def unwrap(self) -> _stdsocket.socket:
         """Shut TLS down (waiting for the peer's close_notify) and return the socket."""
@@ -177,8 +232,13 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         except (_WantRead, _WantWrite) as exc:
             if self._tp_timeout == 0.0:
                 raise
-            what = "read" if isinstance(exc, _WantRead) else "write"
-            s = self._ssl_retry(sslobj.shutdown, (), exc, self._tp_timeout, what)
+            want_read = isinstance(exc, _WantRead)
+        else:
+            self._sslobj = None
+            return s  # type: ignore[no-any-return]
+        # The stdlib's message names the direction of the first wait.
+        events, what = (POLLIN, "read") if want_read else (POLLOUT, "write")
+        s = self._ssl_retry(sslobj.shutdown, (), events, self._tp_timeout, what, "tls.unwrap")
         self._sslobj = None
         return s  # type: ignore[no-any-return]
 

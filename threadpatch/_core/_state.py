@@ -226,6 +226,29 @@ class ThreadState:
         self._poller = poller
         return poller
 
+    def _poll(
+        self,
+        poller: _natives.select.poll,  # type: ignore[name-defined]
+        timeout: float | None,
+    ) -> list[tuple[int, int]]:
+        """One ``poll`` of a poller that watches the wake-up fd, as a wake-able wait."""
+        self._fd_waiting = True
+        self.parked = True
+        try:
+            # An interrupt that arrived before _fd_waiting was set did not
+            # write to the wake fd: look again before blocking.
+            if self.interrupt:
+                self.deliver()
+            if self.is_main and (timeout is None or timeout > MAIN_THREAD_SLICE):
+                timeout = MAIN_THREAD_SLICE  # see MAIN_THREAD_SLICE: a spurious wake
+            if timeout is None or timeout == math.inf:
+                return poller.poll()  # type: ignore[no-any-return]
+            ms = min(math.ceil(timeout * 1000), 2**31 - 1) if timeout > 0 else 0
+            return poller.poll(ms)  # type: ignore[no-any-return]
+        finally:
+            self._fd_waiting = False
+            self.parked = False
+
     def wait_fds(
         self, fds: Iterable[tuple[int, int]], timeout: float | None = None
     ) -> list[tuple[int, int]]:
@@ -245,21 +268,8 @@ class ThreadState:
                     raise OSError(errno.EBADF, os.strerror(errno.EBADF))
                 poller.register(fd, events)
                 registered.append(fd)
-            self._fd_waiting = True
-            self.parked = True
-            # An interrupt that arrived before _fd_waiting was set did not
-            # write to the wake fd: look again before blocking.
-            if self.interrupt:
-                self.deliver()
-            if self.is_main and (timeout is None or timeout > MAIN_THREAD_SLICE):
-                timeout = MAIN_THREAD_SLICE  # see MAIN_THREAD_SLICE: a spurious wake
-            if timeout is None or timeout == math.inf:
-                ready = poller.poll()
-            else:
-                ready = poller.poll(min(math.ceil(timeout * 1000), 2**31 - 1) if timeout > 0 else 0)
+            ready = self._poll(poller, timeout)
         finally:
-            self._fd_waiting = False
-            self.parked = False
             for fd in registered:
                 poller.unregister(fd)
         wake_fd = self._wake_fd
@@ -296,20 +306,7 @@ class ThreadState:
             poller.register(fd, events)
             self._fd_registered = fd
             self._fd_events = events
-        self._fd_waiting = True
-        self.parked = True
-        try:
-            if self.interrupt:
-                self.deliver()
-            if self.is_main and (timeout is None or timeout > MAIN_THREAD_SLICE):
-                timeout = MAIN_THREAD_SLICE  # see MAIN_THREAD_SLICE: a spurious wake
-            if timeout is None or timeout == math.inf:
-                ready = poller.poll()
-            else:
-                ready = poller.poll(min(math.ceil(timeout * 1000), 2**31 - 1) if timeout > 0 else 0)
-        finally:
-            self._fd_waiting = False
-            self.parked = False
+        ready = self._poll(poller, timeout)
         result = 0
         for ready_fd, revents in ready:
             if ready_fd == fd:
@@ -320,6 +317,63 @@ class ThreadState:
         if self.interrupt:
             self.deliver()
         return result
+
+    # -- a descriptor wait polled by the caller (the C accelerator) ------------
+    # threadpatch/_speedups_socket.c waits for a socket and receives in one C
+    # call that releases the GIL once.  This is the protocol it uses, and all
+    # of it; it never depends on this object's layout:
+    #
+    # * begin_fd_wait(reason) / end_fd_wait() below define what a wait that
+    #   the caller polls itself does.  The C code calls them whenever they
+    #   have more to do than record (no wake-up fd yet, an interrupt pending).
+    # * In the common case it performs their stores itself, through the
+    #   attribute protocol (the descriptors of these names on this class):
+    #   it reads ``interrupt``, ``is_main``, ``_wake_fd``; begin sets
+    #   ``blocked_on``/``blocked_since``/``blocked_until``, then
+    #   ``_fd_waiting`` and ``parked`` True, then reads ``interrupt`` again;
+    #   end sets ``_fd_waiting``, ``parked`` False and ``blocked_on`` None,
+    #   then reads ``interrupt`` (set: it calls end_fd_wait(), which raises).
+    #   Calling two Python methods per wait cost 10 % of a loopback echo.
+    # Renaming one of these fields means updating that file's field table.
+
+    def begin_fd_wait(self, reason: object, deadline: float = math.inf) -> int:
+        """Start a descriptor wait the caller polls for itself; the wake-up fd to poll.
+
+        The caller then polls its descriptor and the returned eventfd
+        (``POLLIN``) without the GIL, for at most ``MAIN_THREAD_SLICE`` in
+        the main thread (``is_main``), reads 8 bytes from the eventfd if it
+        is readable (it is non-blocking), and calls :meth:`end_fd_wait` on
+        every way out.  Until then a wake-up (a cancellation, an expiry)
+        writes to the eventfd, and ``blocked_on`` is ``reason``.
+
+        Raises:
+            ThreadCancelled: a deliverable interrupt is pending (nothing begun).
+        """
+        if self.interrupt:
+            self.deliver()
+        wake_fd = self._wake_fd if self._wake_fd >= 0 else self._make_wake_fd()
+        self.blocked_on = reason
+        self.blocked_since = _monotonic()
+        self.blocked_until = deadline
+        self._fd_waiting = True
+        self.parked = True
+        # An interrupt that arrived before _fd_waiting was set did not write
+        # to the wake fd: look again before the caller blocks.
+        if self.interrupt:
+            try:
+                self.deliver()
+            except BaseException:
+                self._fd_waiting = self.parked = False
+                self.blocked_on = None
+                raise
+        return wake_fd
+
+    def end_fd_wait(self) -> None:
+        """End a wait begun with :meth:`begin_fd_wait`; raise what came meanwhile."""
+        self._fd_waiting = self.parked = False
+        self.blocked_on = None
+        if self.interrupt:
+            self.deliver()
 
     # -- termination -----------------------------------------------------------
 

@@ -434,16 +434,25 @@ def wait_fds(
     Returns the ready ``(fd, revents)`` pairs, ``[]`` once ``deadline`` has
     passed (with a passed deadline it only looks, like a zero-timeout poll).
     """
-    fds = list(fds)
+    if type(fds) is not list:
+        fds = list(fds)
     if is_hub_thread():
         return _native_wait_fds(fds, deadline)
     state = current_state()
     wait = state.wait_fds
-    _begin(state, reason, deadline)
+    # The steps of _begin, inlined: select() and selectors wait here per call.
+    state.blocked_on = reason
+    state.blocked_since = _monotonic()
+    state.blocked_until = deadline
     try:
+        if deadline == INFINITE:
+            while True:
+                ready = wait(fds, None)
+                if ready:
+                    return ready
         while True:
-            remaining = seconds_left(deadline)
-            ready = wait(fds, None if remaining == INFINITE else max(remaining, 0))
+            remaining = deadline - _monotonic()
+            ready = wait(fds, remaining if remaining > 0 else 0)
             if ready or remaining <= 0:
                 return ready
     finally:

@@ -231,20 +231,19 @@ def communicate(
         # Several pipes or a timeout: the stdlib's selector loop (cancellable
         # through _PopenSelector).  No pipe at all: a plain wait().
         return _orig_communicate(self, input, timeout)  # type: ignore[no-any-return]
-    if self.stdin:
-        # Writing all of input to the only pipe: the selector loop does that
-        # without blocking, and ignores a broken pipe as _stdin_write does.
-        return _orig_communicate(self, input, _FOREVER)  # type: ignore[no-any-return]
     stdout = stderr = None
-    if self.stdout:
+    if self.stdin:
+        # Writing input to the only pipe: the stdlib's selector loop does that
+        # without blocking and, as _stdin_write, ignores a broken pipe.  (Its
+        # KeyboardInterrupt handling is the stdlib's shortcut's: none here,
+        # the one in wait().)
+        try:
+            stdout, stderr = self._communicate(input, None, None)  # type: ignore[attr-defined]
+        finally:
+            self._communication_started = True  # type: ignore[attr-defined]
+    elif self.stdout:
         stdout = _read_one_pipe(self, self.stdout)
     else:
         stderr = _read_one_pipe(self, self.stderr)  # type: ignore[arg-type]
     self.wait()
     return (stdout, stderr)
-
-
-#: A timeout that sends the stdin-only case through the stdlib's selector loop.
-#: It never expires in practice (about 31 years), and the loop's waits are the
-#: same as with None.
-_FOREVER = 1e9

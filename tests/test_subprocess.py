@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import selectors
 import subprocess
 import sys
 import threading
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -431,3 +433,15 @@ def test_cancel_in_a_program_run_with_python_m_threadpatch(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["cancelled", "reaped"]
+
+
+@pytest.mark.usefixtures("patch")
+@pytest.mark.parametrize("size", [0, 10, select.PIPE_BUF, select.PIPE_BUF + 1, 1 << 20])
+def test_stdin_only_communicate_writes_everything(size: int) -> None:
+    script = "import sys, zlib; sys.exit(zlib.crc32(sys.stdin.buffer.read()) % 251)"
+    data = os.urandom(size)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE)
+    assert proc.communicate(data) == (None, None)
+    assert proc.returncode == zlib.crc32(data) % 251
+    assert proc.stdin is not None
+    assert proc.stdin.closed

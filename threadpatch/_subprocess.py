@@ -44,6 +44,7 @@ import subprocess as _std
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _core
+from ._core import _natives
 from ._selectors import PollSelector
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["PopenSelector", "communicate", "popen_exit", "popen_wait"]
 
 _POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+_PIPE_BUF = select.PIPE_BUF
 _wait_fd = _core.wait_fd
 _deadline_after = _core.deadline_after
 _seconds_left = _core.seconds_left
@@ -179,6 +182,24 @@ def popen_exit(
     return None
 
 
+def _fits_now(stream: IO[Any], input: Any) -> bool:
+    """Whether writing ``input`` to ``stream``'s pipe now cannot block.
+
+    True when the pipe has room (``POLLOUT``: a free page) and ``input`` is at
+    most ``PIPE_BUF`` bytes (a str: at most 4 bytes a character), and for what
+    is no descriptor (a test's mock): there the stdlib's code decides.
+    """
+    # A str: any encoding's worst case, with a BOM.
+    size = 4 * len(input) + 4 if isinstance(input, str) else memoryview(input).nbytes
+    try:
+        poller = _natives.poll()
+        poller.register(stream.fileno(), _POLLOUT)
+        ready = poller.poll(0)
+    except (TypeError, ValueError, OSError):
+        return True
+    return bool(ready) and size <= _PIPE_BUF
+
+
 def _read_one_pipe(self: _std.Popen[Any], stream: IO[Any]) -> Any:
     """Read ``stream`` (the child's stdout or stderr) to its end, waiting in the core.
 
@@ -233,10 +254,12 @@ def communicate(
         return _orig_communicate(self, input, timeout)  # type: ignore[no-any-return]
     stdout = stderr = None
     if self.stdin:
-        # Writing input to the only pipe: the stdlib's selector loop does that
-        # without blocking and, as _stdin_write, ignores a broken pipe.  (Its
-        # KeyboardInterrupt handling is the stdlib's shortcut's: none here,
-        # the one in wait().)
+        if not input or _fits_now(self.stdin, input):
+            # The shortcut's one write cannot block: the stdlib's own code.
+            return _orig_communicate(self, input, timeout)  # type: ignore[no-any-return]
+        # More than the pipe takes at once: the stdlib's selector loop writes
+        # it without blocking and, as _stdin_write, ignores a broken pipe.
+        # (KeyboardInterrupt handling stays the shortcut's: wait()'s.)
         try:
             stdout, stderr = self._communicate(input, None, None)  # type: ignore[attr-defined]
         finally:

@@ -6,6 +6,7 @@ import io
 import os
 import select
 import selectors
+import signal
 import subprocess
 import sys
 import threading
@@ -445,3 +446,29 @@ def test_stdin_only_communicate_writes_everything(size: int) -> None:
     assert proc.returncode == zlib.crc32(data) % 251
     assert proc.stdin is not None
     assert proc.stdin.closed
+
+
+def test_ctrl_c_in_run_kills_the_child(tmp_path: Path) -> None:
+    # Main thread blocked in run() under python -m threadpatch: SIGINT raises
+    # KeyboardInterrupt there (the wait is sliced for signals) and run() kills
+    # the child, as the stdlib does.
+    pidfile = tmp_path / "pid"
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import subprocess, sys\n"
+        "subprocess.run(['sh', '-c', 'echo $$ > \"$0\"; exec sleep 60', sys.argv[1]])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THREADPATCH_AUTOPATCH"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "threadpatch", str(script), str(pidfile)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as prog:
+        pid = child_pid(pidfile)
+        prog.send_signal(signal.SIGINT)
+        _, err = prog.communicate(timeout=30)
+    assert prog.returncode != 0
+    assert "KeyboardInterrupt" in err
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), message="the child was killed")

@@ -307,6 +307,8 @@ PIPES = {
     "stdout": {"stdout": subprocess.PIPE},
     "stderr": {"stderr": subprocess.PIPE},
     "stdin": {"stdin": subprocess.PIPE},
+    "stdout-text": {"stdout": subprocess.PIPE, "text": True},
+    "stdin-text": {"stdin": subprocess.PIPE, "text": True},
     "stdout+stderr": {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE},
     "all": {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE},
 }
@@ -314,9 +316,11 @@ PIPES = {
 
 @pytest.mark.usefixtures("patch")
 @pytest.mark.parametrize("pipes", PIPES.values(), ids=PIPES.keys())
-def test_communicate_is_cancellable(pipes: dict[str, int], pidfile: Path) -> None:
+def test_communicate_is_cancellable(pipes: dict[str, Any], pidfile: Path) -> None:
     # The child neither reads nor writes: stdin gets more than a pipe holds.
-    data = b"x" * (1 << 20) if "stdin" in pipes else None
+    data: bytes | str | None = None
+    if "stdin" in pipes:
+        data = "x" * (1 << 20) if pipes.get("text") else b"x" * (1 << 20)
     with subprocess.Popen(sleeper(pidfile), **pipes) as proc:  # type: ignore[call-overload]
         try:
             worker = threadpatch.spawn(proc.communicate, data)

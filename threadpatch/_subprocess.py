@@ -29,7 +29,9 @@ What happens to the child when a wait is cancelled, by caller:
 shortcut that reads (or writes) the pipe with one blocking call.
 :func:`communicate` sends that case through a wait-then-read loop instead:
 the output is the same, including bytes the caller had already buffered in
-``proc.stdout`` by a partial read (binary streams).  Every other case runs
+a binary ``proc.stdout`` by a partial read.  (In text mode, characters that a
+partial ``readline()`` had already decoded are not returned, as with the
+stdlib's own selector path, ``communicate(timeout=...)``.)  Every other case runs
 the stdlib method, whose ``_communicate`` waits in a selector: the patch
 set makes ``subprocess._PopenSelector`` a cancellable one.
 """

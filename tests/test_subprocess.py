@@ -214,6 +214,27 @@ def test_child_reaped_by_someone_else() -> None:
     assert proc.wait() == 0
 
 
+@pytest.mark.usefixtures("patch")
+def test_without_pidfd_the_wait_polls_and_stays_cancellable(
+    pidfile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(pid: int) -> int:
+        raise PermissionError(1, "Operation not permitted")  # as a seccomp filter says
+
+    monkeypatch.setattr(_subprocess, "_pidfd_open", denied)
+    proc = subprocess.Popen(sleeper(pidfile))
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.05)
+        waiter = threadpatch.spawn(proc.wait)
+        wait_until(blocked_in(waiter, "sleep"))
+        assert waiter.cancel(timeout=5)
+        assert waiter.cancelled
+    finally:
+        proc.kill()
+    assert proc.wait() == -9
+
+
 # -- run() and friends: the child is killed and reaped --------------------------
 
 

@@ -8,8 +8,9 @@ exited) in the core's descriptor wait, then reaps the child with the
 stdlib's own ``_try_wait`` / ``_handle_exitstatus`` under ``_waitpid_lock``.
 So a wait is a cancellation point, a timeout raises the stdlib's
 ``TimeoutExpired``, and ``wait()``'s KeyboardInterrupt handling (which calls
-``_wait``) is unchanged.  Where no pidfd can be had (an old kernel, a child
-already reaped by someone else) the stdlib method runs.
+``_wait``) is unchanged.  Where no pidfd can be had (an old kernel, a
+seccomp filter) the stdlib's timed wait runs, which polls ``waitpid`` between
+``time.sleep`` calls (cancellable under the ``time`` set, at most 50 ms late).
 
 What happens to the child when a wait is cancelled, by caller:
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import select
 import subprocess as _std
@@ -122,10 +124,16 @@ def popen_wait(self: _std.Popen[Any], timeout: float | None) -> int:
         return _orig_wait(self, timeout)  # type: ignore[no-any-return]
     try:
         pidfd = _pidfd_open(self.pid)
-    except OSError:
-        # ESRCH: reaped meanwhile (by another thread or a waitpid(-1)); ENOSYS,
-        # EPERM (a seccomp filter): the stdlib's wait knows what to do.
+    except ProcessLookupError:
+        # Reaped meanwhile (by another thread or a waitpid(-1)): the stdlib's
+        # wait knows what to do (its waitpid returns at once).
         return _orig_wait(self, timeout)  # type: ignore[no-any-return]
+    except OSError:
+        # No pidfd here (ENOSYS on an old kernel, EPERM from a seccomp
+        # filter): the stdlib's *timed* wait, which polls between sleeps
+        # (cancellation points when the time set is on), never its blocking
+        # waitpid.  An infinite timeout is a wait without one.
+        return _orig_wait(self, math.inf if timeout is None else timeout)  # type: ignore[no-any-return]
     deadline = _deadline_after(timeout)
     reason = ("subprocess.wait", self.pid)
     try:

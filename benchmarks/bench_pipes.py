@@ -7,6 +7,8 @@ the ratio is of the same children on the same machine.  The child is
 threadpatch adds around that (the pidfd wait, the selector, the single-pipe
 read loop).  ``Popen.wait, child running`` waits for a child that sleeps
 5 ms, so every wait really blocks and is woken by the child's exit.
+Spawning a process varies a lot with the machine's load (2 shared cores):
+nine alternating rounds, the median of each side.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ WORKLOADS: dict[str, tuple[Callable[[], object], int, float]] = {
 def run() -> Table:
     table = Table("subprocess under patch_all() (ratio to the stdlib)")
     for name, (body, n, limit) in WORKLOADS.items():
-        ratio_row(table, name, _loop(body, True), _loop(body, False), n, limit, rounds=5)
+        ratio_row(table, name, _loop(body, True), _loop(body, False), n, limit, rounds=9)
     return table
 
 

@@ -40,6 +40,7 @@ TARGETS: dict[str, str] = {
     "socketserver": "socketserver",
     "ssl": "ssl",
     "urllib3": "urllib3.util.connection",
+    "xmlrpc": "xmlrpc.client",
     "thread_pool": "concurrent.futures.thread",
     "asyncio": "asyncio.runners",
     "trio": "trio._core._run",

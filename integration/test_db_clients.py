@@ -84,6 +84,7 @@ def check(outcome: Outcome, client: Client, compat_results: list[dict[str, Any]]
     expected = ROUTES[outcome.how].outer
     row = asdict(outcome)
     row["notes"] = client.notes
+    row["outer"] = expected
     row["passed"] = (
         outcome.raised == expected
         and outcome.latency is not None

@@ -62,6 +62,7 @@ def check(outcome: NetOutcome, client: NetClient, compat_results: list[dict[str,
     route = ROUTES[outcome.how]
     row = asdict(outcome)
     row["notes"] = client.notes
+    row["outer"] = route.outer
     row["passed"] = (
         outcome.raised == route.outer
         and outcome.latency is not None

@@ -25,6 +25,7 @@ import importlib
 import importlib.metadata
 import io
 import json
+import ssl
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -82,8 +83,16 @@ class NetClient:
         return importlib.metadata.version(self.distribution)
 
 
-def _url(info: dict[str, Any], path: str = "/hello", scheme: str = "http") -> str:
+def _url(info: dict[str, Any], path: str = "/hello", scheme: str = "") -> str:
+    scheme = scheme or ("https" if "ca_file" in info else "http")
     return f"{scheme}://{info['host']}:{info['port']}{path}"
+
+
+def _tls(info: dict[str, Any]) -> ssl.SSLContext:
+    """A client context trusting the test CA (``info["ca_file"]``), ALPN h2 and http/1.1."""
+    ctx = ssl.create_default_context(cafile=info["ca_file"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
 
 
 # -- HTTP -------------------------------------------------------------------------------
@@ -100,6 +109,9 @@ class HttpClient(NetClient):
     def connect(self, info: dict[str, Any]) -> Any:
         import http.client
 
+        if self.server == "https":
+            ctx = ssl.create_default_context(cafile=info["ca_file"])
+            return http.client.HTTPSConnection(info["host"], info["port"], context=ctx)
         return http.client.HTTPConnection(info["host"], info["port"])
 
     def _get(self, conn: Any, path: str) -> bytes:
@@ -168,6 +180,7 @@ class Requests(NetClient):
 
         session = requests.Session()
         session.trust_env = False
+        session.verify = info.get("ca_file", True)
         session.base = _url(info, "")  # type: ignore[attr-defined]
         return session
 
@@ -230,7 +243,7 @@ class Httpx(NetClient):
 
         return httpx.Client(
             base_url=_url(info, ""), http1=not self.http2, http2=self.http2, trust_env=False,
-            timeout=None,
+            timeout=None, verify=_tls(info) if "ca_file" in info else True,
         )  # fmt: skip
 
     def round_trip(self, conn: Any) -> object:
@@ -260,6 +273,26 @@ class HttpxHttp2(Httpx):
     modules = ("httpx", "h2")
     http2 = True
     notes = "HTTP/2 with prior knowledge (hypercorn); httpcore closes the stream, the pool goes on"
+
+
+class HttpsClient(HttpClient):
+    key = "https:http.client"
+    label = "http.client (HTTPS)"
+    server = "https"
+    notes = "TLS (ssl module); " + HttpClient.notes
+
+
+class RequestsHttps(Requests):
+    key = "https:requests"
+    label = "requests (HTTPS)"
+    server = "https"
+
+
+class HttpxHttp2Tls(HttpxHttp2):
+    key = "https:httpx-h2"
+    label = "httpx (sync, HTTP/2 over TLS, ALPN)"
+    server = "https"
+    notes = "HTTP/2 chosen by ALPN (hypercorn); httpcore closes the stream, the pool goes on"
 
 
 # -- S3 -----------------------------------------------------------------------------------
@@ -450,8 +483,8 @@ CLIENTS: dict[str, NetClient] = {
     c.key: c
     for c in (
         HttpClient(), UrllibRequest(), Requests(), RequestsStream(), Urllib3(), Httpx(),
-        HttpxStream(), HttpxHttp2(), Boto3S3(), WebsocketClient(), Smtplib(), Ftplib(),
-        Poplib(), Imaplib(), XmlrpcClient(),
+        HttpxStream(), HttpxHttp2(), HttpsClient(), RequestsHttps(), HttpxHttp2Tls(),
+        Boto3S3(), WebsocketClient(), Smtplib(), Ftplib(), Poplib(), Imaplib(), XmlrpcClient(),
     )
 }  # fmt: skip
 

@@ -4,7 +4,9 @@
 
 - ``http``: hypercorn (HTTP/1.1 and HTTP/2 with prior knowledge) serving a
   small ASGI app: ``/hello`` answers, ``/hang`` never answers, ``/stream``
-  sends its headers and a first chunk and then nothing;
+  sends its headers and a first chunk and then nothing; ``https``: the same
+  over TLS (ALPN ``h2`` and ``http/1.1``; a trustme CA, whose PEM file is
+  ``ca_file``);
 - ``s3``: moto's S3 server mode (``ThreadedMotoServer``); a key whose name
   contains ``hang`` is never answered;
 - ``ftp``: pyftpdlib (``ThreadedFTPServer``); ``SIZE hang`` is never answered;
@@ -49,6 +51,7 @@ HANG_LIMIT = 120.0  # seconds a never-answered call waits for its client to leav
 #: server -> the packages its tests need (the pip install a skip message names)
 PACKAGES = {
     "http": "hypercorn h2",
+    "https": "hypercorn h2 trustme",
     "s3": "moto[server]",
     "ftp": "pyftpdlib",
     "smtp": "aiosmtpd",
@@ -140,17 +143,29 @@ async def _asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _serve_http(ready: Callable[[int], None]) -> None:
+async def _serve_http(ready: Callable[[str, dict[str, Any]], None], tmpdir: str) -> None:
     import hypercorn.asyncio
     import hypercorn.config
+    import trustme
 
-    listener = _listener()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, cert_file, key_file = (
+        os.path.join(tmpdir, n) for n in ("ca.pem", "cert.pem", "key.pem")
+    )
+    ca.cert_pem.write_to_path(ca_file)
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    plain, tls = _listener(), _listener()
     config = hypercorn.config.Config()
-    config.bind = [f"fd://{listener.fileno()}"]
+    config.insecure_bind = [f"fd://{plain.fileno()}"]
+    config.bind = [f"fd://{tls.fileno()}"]  # TLS, with ALPN h2 and http/1.1
+    config.certfile, config.keyfile = cert_file, key_file
     config.accesslog = None
     config.errorlog = None
     config.keep_alive_timeout = HANG_LIMIT
-    ready(listener.getsockname()[1])
+    ready("http", {"port": plain.getsockname()[1]})
+    ready("https", {"port": tls.getsockname()[1], "ca_file": ca_file})
     forever: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     # A shutdown trigger: hypercorn then installs no signal handlers (not the main thread).
     await hypercorn.asyncio.serve(
@@ -362,16 +377,20 @@ def main(tmpdir: str) -> None:  # pragma: no cover - runs in the child
 
     def ready_for(name: str) -> Callable[[int], None]:
         def ready(port: int) -> None:
-            with lock:
-                found[name] = {"host": "127.0.0.1", "port": port}
-                if len(found) == len(PACKAGES):
-                    everything.set()
+            found_one(name, {"port": port})
 
         return ready
 
+    def found_one(name: str, info: dict[str, Any]) -> None:
+        with lock:
+            found[name] = {"host": "127.0.0.1", **info}
+            if len(found) == len(PACKAGES):
+                everything.set()
+
     def missing(name: str, exc: BaseException) -> None:
         with lock:
-            found[name] = {"missing": f"{exc}: pip install {PACKAGES[name]}"}
+            for each in ("http", "https") if name == "http" else (name,):
+                found[each] = {"missing": f"{exc}: pip install {PACKAGES[each]}"}
             if len(found) == len(PACKAGES):
                 everything.set()
 
@@ -382,14 +401,16 @@ def main(tmpdir: str) -> None:  # pragma: no cover - runs in the child
             missing(name, exc)
 
     async def serve_async() -> None:
-        async def one(name: str, serve: Any) -> None:
+        async def one(name: str, serve: Callable[[], Any]) -> None:
             try:
-                await serve(ready_for(name))
+                await serve()
             except ImportError as exc:
                 missing(name, exc)
 
         await asyncio.gather(
-            one("http", _serve_http), one("websocket", _serve_websocket), one("smtp", _serve_smtp)
+            one("http", lambda: _serve_http(found_one, tmpdir)),
+            one("websocket", lambda: _serve_websocket(ready_for("websocket"))),
+            one("smtp", lambda: _serve_smtp(ready_for("smtp"))),
         )
 
     _thread(lambda: asyncio.run(serve_async()), "asyncio")

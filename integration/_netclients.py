@@ -30,7 +30,6 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import _netservers
 from _routes import ROUTES, poll_until, run_stopped, waiting_to_read
 
 import threadpatch
@@ -513,6 +512,10 @@ class NetOutcome:
 
 
 def open_connections(info: dict[str, Any]) -> int:
+    # Imported here: _netservers imports http.client and xmlrpc.client (for its
+    # servers), which a child interpreter must import only after patching.
+    import _netservers
+
     return _netservers.established(int(info["port"]))
 
 
@@ -541,6 +544,8 @@ def main() -> None:
     key, how, imported, info_json = sys.argv[1:5]
     client = CLIENTS[key]
     if imported == "after":
+        early = [m for m in client.modules if m in sys.modules]
+        assert not early, f"imported before patching: {early}"
         threadpatch.patch_all()
         client.import_client()
     else:

@@ -1,7 +1,8 @@
 """Network clients against real servers: a call the server never answers is stopped cleanly.
 
 For each client of :mod:`_netclients` (requests, urllib3, httpx over HTTP/1.1
-and HTTP/2, http.client, urllib.request, boto3 S3 against moto, websocket-client,
+and HTTP/2, http.client, urllib.request, HTTPS with HTTP/2 by ALPN, streamed
+bodies, boto3 S3 against moto, websocket-client,
 smtplib against aiosmtpd, ftplib against pyftpdlib, poplib, imaplib,
 xmlrpc.client): round trips work while patched; a plain ``threading.Thread``
 blocked in a call the server never answers is stopped by every route of

@@ -2,11 +2,9 @@
 
 A :class:`Route` wraps the blocked call in the worker thread (``enter``) and
 stops it from the test's thread once the call waits on the server
-(``stop``).  Adding a way (a ``CancelScope`` when it exists) is one entry
-in :data:`ROUTES`::
-
-    Route("scope", "nothing", lambda seen: seen.setdefault("scope", threadpatch.CancelScope()),
-          lambda seen, thread: seen["scope"].cancel())
+(``stop``).  Adding a way is one entry in :data:`ROUTES`; the ``scope``
+route (``with CancelScope() as scope:`` in the worker, ``scope.cancel()``
+from the test) is there once ``threadpatch.CancelScope`` exists (issue 11).
 
 :func:`run_stopped` runs one client call through one route and measures the
 latency: from the ``stop`` call (or the deadline) to the exception in the
@@ -60,6 +58,16 @@ def _cancel(seen: dict[str, Any], thread: threading.Thread) -> None:
     threadpatch.cancel(thread, blocking=False)
 
 
+def _scope(seen: dict[str, Any]) -> contextlib.AbstractContextManager[object]:
+    scope: contextlib.AbstractContextManager[object] = threadpatch.CancelScope()
+    seen["scope"] = scope
+    return scope
+
+
+def _cancel_scope(seen: dict[str, Any], thread: threading.Thread) -> None:
+    seen["scope"].cancel()
+
+
 ROUTES: dict[str, Route] = {
     r.name: r
     for r in (
@@ -67,6 +75,8 @@ ROUTES: dict[str, Route] = {
         Route("deadline", "ThreadTimeout", _deadline),
     )
 }
+if hasattr(threadpatch, "CancelScope"):  # issue 11; it swallows its own cancellation
+    ROUTES["scope"] = Route("scope", "nothing", _scope, _cancel_scope)
 
 
 def parked(thread: threading.Thread) -> bool:

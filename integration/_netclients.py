@@ -14,7 +14,8 @@ and what the client is good for afterwards:
 
 The scenario (:func:`run_blocked`) runs in the test process and, unchanged,
 in a child interpreter (``python _netclients.py KEY ROUTE after JSON``: the
-client imported *after* ``patch_all()``), which prints its
+client imported *after* ``patch_all()``, or ``startup``: with
+``THREADPATCH_AUTOPATCH=1``), which prints its
 :class:`NetOutcome` as JSON.  Client libraries are imported lazily, so the
 child decides what comes first.
 """
@@ -499,7 +500,7 @@ class NetOutcome:
     label: str
     version: str
     how: str  # a key of _routes.ROUTES
-    imported: str  # before | after (patching)
+    imported: str  # before | after (patch_all()) | startup (THREADPATCH_AUTOPATCH=1)
     raised: str  # the exception that left the route's block
     inner: str  # the exception the blocked call raised
     latency: float | None  # seconds from the stop (or deadline) to that exception
@@ -540,13 +541,20 @@ def run_blocked(client: NetClient, info: dict[str, Any], how: str, imported: str
 
 
 def main() -> None:
-    """Child interpreter: ``python _netclients.py KEY ROUTE IMPORTED JSON-INFO``."""
+    """Child interpreter: ``python _netclients.py KEY ROUTE IMPORTED JSON-INFO``.
+
+    IMPORTED: ``before`` or ``after`` ``patch_all()``, or ``startup`` (run with
+    ``THREADPATCH_AUTOPATCH=1``: patched before this module runs).
+    """
     key, how, imported, info_json = sys.argv[1:5]
     client = CLIENTS[key]
-    if imported == "after":
+    if imported in ("after", "startup"):
         early = [m for m in client.modules if m in sys.modules]
         assert not early, f"imported before patching: {early}"
-        threadpatch.patch_all()
+        if imported == "startup":  # THREADPATCH_AUTOPATCH=1 patched at interpreter start-up
+            assert threadpatch.is_patched("socket"), "THREADPATCH_AUTOPATCH did not patch"
+        else:
+            threadpatch.patch_all()
         client.import_client()
     else:
         client.import_client()

@@ -11,7 +11,8 @@ the client (or, where the protocol cannot abandon a command, a new
 connection) works afterwards; and no descriptor, thread or server-side
 connection is left (``/proc/net/tcp``).  The clients are imported here
 before patching; :func:`test_imported_after_patching` imports them after
-``patch_all()`` in a child interpreter.  Outcomes go to
+``patch_all()``, or in an interpreter that ``THREADPATCH_AUTOPATCH=1``
+patched at start-up, in a child interpreter.  Outcomes go to
 ``docs/compatibility.md`` (``python -m integration.compat_table``).
 """
 
@@ -104,18 +105,21 @@ def test_blocked_call_is_stopped(
     no_fd_leak()
 
 
+@pytest.mark.parametrize("imported", ["after", "startup"])
 def test_imported_after_patching(
-    client: NetClient, info: dict[str, Any], compat_results: list[dict[str, Any]]
+    client: NetClient, info: dict[str, Any], imported: str, compat_results: list[dict[str, Any]]
 ) -> None:
-    """A child interpreter: ``patch_all()`` first, then ``import`` the client."""
+    """A child interpreter: ``patch_all()`` (or ``THREADPATCH_AUTOPATCH=1``), then the import."""
     here = os.path.dirname(__file__)
+    env = {**os.environ, "THREADPATCH_AUTOPATCH": "1" if imported == "startup" else ""}
     result = subprocess.run(
-        [sys.executable, os.path.join(here, "_netclients.py"), client.key, "cancel", "after",
+        [sys.executable, os.path.join(here, "_netclients.py"), client.key, "cancel", imported,
          json.dumps(info)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=60, check=False, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     outcome = NetOutcome(**json.loads(result.stdout.strip().splitlines()[-1]))
+    assert outcome.imported == imported
     check(outcome, client, compat_results)
 
 

@@ -408,7 +408,7 @@ class Outcome:
     label: str
     version: str
     how: str  # a key of _routes.ROUTES
-    imported: str  # before | after (patching)
+    imported: str  # before | after (patch_all()) | startup (THREADPATCH_AUTOPATCH=1)
     round_trip: bool
     raised: str  # the exception the blocked thread saw
     latency: float | None  # seconds from the cancel (or deadline) to that exception
@@ -452,7 +452,10 @@ def main() -> None:
     key, how, imported, info_json = sys.argv[1:5]
     info = json.loads(info_json)
     client = CLIENTS[key]
-    if imported == "after":
+    if imported == "startup":  # THREADPATCH_AUTOPATCH=1 patched at interpreter start-up
+        assert threadpatch.is_patched("socket"), "THREADPATCH_AUTOPATCH did not patch"
+        client.import_driver()
+    elif imported == "after":
         threadpatch.patch_all()
         client.import_driver()
     else:

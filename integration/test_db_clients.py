@@ -130,17 +130,22 @@ def _child(key: str, how: str, imported: str, info: dict[str, Any], **env: str) 
     here = os.path.dirname(__file__)
     result = subprocess.run(
         [sys.executable, os.path.join(here, "_dbclients.py"), key, how, imported, json.dumps(info)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False,
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "THREADPATCH_AUTOPATCH": "", **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return Outcome(**json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.parametrize("imported", ["after", "startup"])
 def test_imported_after_patching(
-    client: Client, info: dict[str, Any], compat_results: list[dict[str, Any]]
+    client: Client, info: dict[str, Any], imported: str, compat_results: list[dict[str, Any]]
 ) -> None:
-    """A child interpreter: ``patch_all()`` first, then ``import`` the driver."""
-    check(_child(client.key, "cancel", "after", info), client, compat_results)
+    """A child interpreter: ``patch_all()`` (or ``THREADPATCH_AUTOPATCH=1``), then the import."""
+    autopatch = "1" if imported == "startup" else ""
+    outcome = _child(client.key, "cancel", imported, info, THREADPATCH_AUTOPATCH=autopatch)
+    assert outcome.imported == imported
+    check(outcome, client, compat_results)
 
 
 @pytest.mark.parametrize("imported", ["before", "after"])

@@ -56,9 +56,10 @@ NET_HEADER = """\
 
 Servers from PyPI and small stdlib ones (`integration/_netservers.py`):
 hypercorn (HTTP/1.1 and HTTP/2, plain and over TLS) with a path that never
-answers and one that streams a first chunk and then nothing, moto's S3 server with a key that never
-answers, a `websockets` echo server (`recv()` with nothing sent), aiosmtpd,
-pyftpdlib, and POP3, IMAP and XML-RPC servers with a command that never answers.
+answers and one that streams a first chunk and then nothing, moto's S3 server
+with a key that never answers, a `websockets` echo server (`recv()` with nothing
+sent), aiosmtpd, pyftpdlib, and POP3, IMAP and XML-RPC servers with a command
+that never answers.
 Server-side connections are read from `/proc/net/tcp`. *After*: *usable* — the
 same client object (its pool) works on; *reconnect* — the protocol cannot
 abandon a command, so the connection is out of step with its server (as after a

@@ -2,29 +2,36 @@
 
 ``ThreadCancelled`` is a ``BaseException`` so that legacy ``except Exception``
 cannot swallow it; the price is that such a handler's clean-up does not run
-either.  ``xmlrpc.client.Transport.single_request`` is the case in the
-standard library::
+either.  Two cases in the standard library:
 
-    try:
-        http_conn = self.send_request(...)
-        resp = http_conn.getresponse()
-        ...
-    except Exception:
-        # All unexpected errors leave connection in a strange state, so we clear it.
-        self.close()
-        raise
+* ``xmlrpc.client.Transport.single_request``::
 
-A cancelled call (or an expired deadline) escapes with the connection still
-waiting for the interrupted answer, and every later call on that proxy raises
-``http.client.CannotSendRequest``.  :func:`cleans_up_on_cancel` wraps such a
-method: when a ``ThreadCancelled`` leaves it, the method's own clean-up runs
-(as it would for a ``socket.timeout``), then the cancellation goes on.  Other
+      try:
+          http_conn = self.send_request(...)
+          resp = http_conn.getresponse()
+          ...
+      except Exception:
+          # All unexpected errors leave connection in a strange state, so we clear it.
+          self.close()
+          raise
+
+  A cancelled call escapes with the connection still waiting for the
+  interrupted answer: every later call on that proxy raises
+  ``http.client.CannotSendRequest``.
+* ``imaplib.IMAP4.__init__`` shuts its socket down when ``_connect()`` (the
+  greeting, ``CAPABILITY``) raises an ``Exception``; a cancelled greeting
+  leaves the socket of an object nobody got to the garbage collector.
+
+:func:`cleans_up_on_cancel` wraps such a method: when a ``ThreadCancelled``
+(or an expired deadline) leaves it, the handler's clean-up runs, as it would
+for a ``socket.timeout``, and the cancellation goes on.  Other
 ``BaseException``\\s (``KeyboardInterrupt``) are left as the library leaves
 them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,24 +42,23 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["cleans_up_on_cancel", "close_method"]
-
-
-def close_method(obj: Any) -> None:
-    """The clean-up most clients need: ``obj.close()`` (looked up on the instance)."""
-    obj.close()
+__all__ = ["cleans_up_on_cancel"]
 
 
 def cleans_up_on_cancel(
-    method: Callable[..., T], cleanup: Callable[[Any], object] = close_method
+    method: Callable[..., T], cleanup: str = "close", ignore: tuple[type[Exception], ...] = ()
 ) -> Callable[..., T]:
-    """Wrap ``method`` so that a cancellation escaping it runs ``cleanup(self)`` first.
+    """Wrap ``method`` so that a cancellation escaping it calls ``self.<cleanup>()`` first.
 
     Args:
         method: a method whose own error handling cleans up on ``Exception``
             only.
-        cleanup: what that handler does, called with the instance; it must
-            not block (it runs with the cancellation pending).
+        cleanup: the name of the method that handler calls (looked up on the
+            instance, so a subclass's override runs); it must not block (it
+            runs with the cancellation pending).
+        ignore: errors of the clean-up the handler ignores (``OSError`` for
+            imaplib's ``shutdown()``); any other escapes, chained to the
+            cancellation.
 
     Returns:
         The wrapper, to set on the class in place of ``method``.
@@ -63,7 +69,8 @@ def cleans_up_on_cancel(
         try:
             return method(self, *args, **kwargs)
         except _core.ThreadCancelled:
-            cleanup(self)
+            with contextlib.suppress(*ignore):
+                getattr(self, cleanup)()
             raise
 
     return wrapper

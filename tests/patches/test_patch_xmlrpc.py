@@ -103,3 +103,25 @@ def test_other_errors_and_results_pass_through() -> None:
     with pytest.raises(KeyboardInterrupt):
         work(Thing(), 0)
     assert calls == []  # only a cancellation runs the clean-up
+
+
+def test_the_clean_up_runs_on_a_cancellation_and_its_ignored_errors_are_ignored() -> None:
+    calls: list[str] = []
+
+    class Thing:
+        def shutdown(self) -> None:
+            calls.append("shutdown")
+            raise OSError("already gone")
+
+        def work(self) -> None:
+            threadpatch.checkpoint()
+
+    work = _cleanup.cleans_up_on_cancel(Thing.work, "shutdown", ignore=(OSError,))
+    with pytest.raises(threadpatch.ThreadTimeout), threadpatch.timeout_after(0):
+        work(Thing())
+    assert calls == ["shutdown"]
+    # Not ignored: it escapes, chained to the cancellation (as from the stdlib's own handler).
+    strict = _cleanup.cleans_up_on_cancel(Thing.work, "shutdown")
+    with pytest.raises(OSError, match="already gone") as info, threadpatch.timeout_after(0):
+        strict(Thing())
+    assert isinstance(info.value.__context__, threadpatch.ThreadCancelled)

@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "_psycopg": 2,  # interop: psycopg 3's wait functions, on the core
     "_psycopg2": 2,  # interop: psycopg2's wait callback, on the core
     "_dbcancel": 2,  # interop: server-side cancel for pg8000 and PyMySQL
+    "_cleanup": 2,  # interop: a client's own clean-up on a cancellation (xmlrpc, imaplib)
     "_describe": 2,  # wait reasons in words, for _diagnostics
     "_diagnostics": 2,  # snapshot, dump, find_deadlocks: reads the core's wait records
     "_monitor": 2,  # the live view: serves snapshots on a Unix socket

@@ -41,6 +41,8 @@ TARGETS: dict[str, str] = {
     "ssl": "ssl",
     "subprocess": "subprocess",
     "urllib3": "urllib3.util.connection",
+    "xmlrpc": "xmlrpc.client",
+    "imaplib": "imaplib",
     "thread_pool": "concurrent.futures.thread",
     "asyncio": "asyncio.runners",
     "trio": "trio._core._run",

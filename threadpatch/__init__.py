@@ -36,6 +36,10 @@ from ._core import shield as shield
 from ._core import sleep as sleep
 from ._core import spawn as spawn
 from ._core import timeout_after as timeout_after
+from ._bridges import from_thread as from_thread
+from ._bridges import shutdown_idle_workers as shutdown_idle_workers
+from ._bridges import to_thread as to_thread
+from ._bridges import to_thread_until as to_thread_until
 from ._diagnostics import DeadlockStep as DeadlockStep
 from ._diagnostics import ThreadSnapshot as ThreadSnapshot
 from ._diagnostics import dump as dump
@@ -99,6 +103,7 @@ __all__ = [
     "dump",
     "dump_on_signal",
     "find_deadlocks",
+    "from_thread",
     "ignore_after",
     "is_patched",
     "original",
@@ -106,10 +111,13 @@ __all__ = [
     "patched",
     "run",
     "shield",
+    "shutdown_idle_workers",
     "sleep",
     "snapshot",
     "spawn",
     "timeout_after",
+    "to_thread",
+    "to_thread_until",
     "unpatch_all",
 ]
 

@@ -1,4 +1,6 @@
-"""``asyncio.Runner.close`` that does not wait for blocked executor threads after Ctrl-C.
+"""asyncio internals the bridges need: ``Runner.close`` after Ctrl-C, and a task's deadline.
+
+**Runner.close.**
 
 On Ctrl-C, ``asyncio.run()`` cancels its main task; tasks awaiting
 ``asyncio.to_thread()`` or ``loop.run_in_executor(None, ...)`` are cancelled,
@@ -10,18 +12,41 @@ threads: with a blocked call, forever on 3.11 and for five minutes on 3.12+.
 cancellation by the runner's SIGINT handler) is on its way out, cancels the
 threads of the loop's default executor at their blocking calls, and then
 closes as the standard method does.  A close without Ctrl-C is untouched.
+
+**A task's deadline.**  ``asyncio.timeout()`` (and ``asyncio.wait_for`` on
+3.12+, which is built on it) keeps its deadline on a ``Timeout`` object that
+only the ``async with`` statement holds: neither the task nor the loop has a
+public way to find it.  What the loop does have is the timer the timeout
+scheduled, ``loop.call_at(when, timeout._on_timeout)``, in its heap of
+scheduled handles.  :func:`task_deadline` looks there for the timers of
+``Timeout`` objects entered by the given task (the same code on 3.11, 3.12
+and 3.13) and returns the earliest ``when()``.  Supported: the standard
+event loops (``BaseEventLoop``, whose heap is ``_scheduled``), nested and
+rescheduled timeouts, ``wait_for`` on 3.12+.  Not seen (the thread then
+runs without a deadline, and cancellation still reaches it when the
+timeout fires): loops without that heap (uvloop), ``wait_for`` on 3.11
+(it runs the awaitable in a separate task), timeouts of an enclosing
+task, and heaps larger than :data:`SCAN_LIMIT` handles (the scan costs
+about 0.1 us a handle).
 """
 
 from __future__ import annotations
 
 import asyncio.runners
+import asyncio.timeouts
+import math
 import sys
 
 from . import _core
 
-__all__ = ["runner_close"]
+__all__ = ["SCAN_LIMIT", "runner_close", "task_deadline"]
 
 _original_close = asyncio.runners.Runner.close
+_on_timeout = asyncio.timeouts.Timeout._on_timeout  # type: ignore[attr-defined]
+_ENTERED = asyncio.timeouts._State.ENTERED  # type: ignore[attr-defined]
+
+#: Largest heap of scheduled handles :func:`task_deadline` looks through.
+SCAN_LIMIT = 2000
 
 
 def runner_close(self: asyncio.runners.Runner) -> None:
@@ -36,3 +61,22 @@ def runner_close(self: asyncio.runners.Runner) -> None:
             if thread.is_alive():
                 _core.cancel(thread, blocking=False)
     _original_close(self)
+
+
+def task_deadline(loop: asyncio.AbstractEventLoop, task: asyncio.Task[object] | None) -> float:
+    """The earliest deadline (``loop.time()``) of the ``asyncio.timeout`` scopes ``task`` is in.
+
+    ``math.inf`` when there is none, or none can be seen (see the module's
+    docstring for what is supported).
+    """
+    scheduled = getattr(loop, "_scheduled", None)
+    if task is None or not scheduled or len(scheduled) > SCAN_LIMIT:
+        return math.inf
+    deadline = math.inf
+    for handle in scheduled:
+        callback = handle._callback
+        if getattr(callback, "__func__", None) is _on_timeout:
+            timeout = callback.__self__
+            if timeout._task is task and timeout._state is _ENTERED and not handle.cancelled():
+                deadline = min(deadline, handle.when())
+    return deadline

@@ -1,0 +1,775 @@
+"""Bridges between event loops and threads: ``to_thread`` and ``from_thread``.
+
+``await threadpatch.to_thread(func, *args, **kwargs)`` runs ``func`` in a
+worker thread for an asyncio or trio task (the running library is found with
+sniffio).  Unlike ``asyncio.to_thread`` and ``trio.to_thread.run_sync``, a
+cancelled task does not abandon its thread: the thread is cancelled at its
+blocking point, the await returns only once the thread has stopped (its
+``finally`` blocks ran), and then raises the loop's own cancellation
+(``asyncio.CancelledError``, ``trio.Cancelled``, or trio's
+``KeyboardInterrupt``).  The task's deadline (trio's effective deadline, the
+``asyncio.timeout()`` scopes the task is in) is the thread's deadline too.
+
+``threadpatch.from_thread(async_fn, *args, **kwargs)`` is the way back: from
+a worker of ``to_thread`` it runs the coroutine on the loop that started the
+thread; from any other thread on the hub's curio kernel (the talk's
+``AWAIT``).  The thread waits cancellably: cancelling it (or its deadline)
+cancels the coroutine, and a coroutine cancelled by its loop cancels the
+thread.
+
+How it works::
+
+    event loop thread                       worker thread (a pool of them)
+    -----------------                       ------------------------------
+    to_thread: job --submit--> idle worker  unparked; runs func in a copy of
+      await waiter <--call_soon_threadsafe-- the task's context, under an
+                     (trio: run_sync_soon)   ignore_after(deadline) scope
+    task cancelled:
+      cancel(worker) ---request_cancel-----> blocking call raises ThreadCancelled,
+      await waiter again <--notify---------  finally blocks run; job done
+      raise CancelledError                   a cancelled worker leaves the pool
+
+Workers are daemon threads that wait for the next job for up to
+:data:`IDLE_SECONDS`; at most :data:`MAX_WORKERS` run at once and further jobs
+queue (a queued job cancelled never starts).  Cancellation is sticky for a
+thread, so a worker whose job was cancelled does not take another one: it
+leaves, and the pool starts a fresh worker when work is waiting.
+:func:`shutdown_idle_workers` ends the idle ones now (for tests that check
+for leftover threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import math
+import os
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import sniffio
+
+from . import _asyncio, _core
+from ._core import _natives
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine
+
+__all__ = [
+    "IDLE_SECONDS",
+    "MAX_WORKERS",
+    "from_thread",
+    "run_in_executor",
+    "shutdown_idle_workers",
+    "to_thread",
+    "to_thread_asyncio",
+    "to_thread_until",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: How long an idle worker waits for the next job before it ends.
+IDLE_SECONDS = 10.0
+#: Most worker threads running at once (trio's default thread limit).
+MAX_WORKERS = 40
+
+_monotonic = _natives.monotonic
+_INF = math.inf
+_QUEUED, _RUNNING, _DONE = 0, 1, 2
+
+
+class _Job:
+    """One call handed to a worker, and its outcome."""
+
+    __slots__ = (
+        "args",
+        "context",
+        "deadline",
+        "error",
+        "expired",
+        "func",
+        "kind",
+        "kwargs",
+        "loop",
+        "notify",
+        "status",
+        "value",
+        "waiter",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        func: Callable[..., object],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        deadline: float,
+        kind: str,
+        loop: object,
+    ) -> None:
+        self.func: Callable[..., object] | None = func
+        self.args = args
+        self.kwargs = kwargs
+        self.deadline = deadline  # on time.monotonic(); inf: none
+        self.kind = kind  # "asyncio" or "trio": where from_thread goes
+        self.loop = loop  # the asyncio loop, or the trio token
+        context = contextvars.copy_context()
+        # sniffio must not think the worker runs inside the event loop.
+        context.run(sniffio.current_async_library_cvar.set, None)
+        self.context = context
+        self.notify: Callable[[], object] = _nothing
+        self.status = _QUEUED
+        self.worker: _Worker | None = None
+        self.value: object = None
+        self.error: BaseException | None = None
+        self.expired = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def run(self) -> None:
+        func = self.func
+        assert func is not None
+        try:
+            if self.deadline == _INF:
+                self.value = self.context.run(func, *self.args, **self.kwargs)
+            else:
+                seconds = max(0.0, self.deadline - _monotonic())
+                with _core.ignore_after(seconds) as scope:
+                    self.value = self.context.run(func, *self.args, **self.kwargs)
+                self.expired = scope.expired
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.func = None
+            self.args = ()
+            self.kwargs = {}
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Worker:
+    """A pool thread: runs jobs until cancelled, retired, or idle too long."""
+
+    __slots__ = ("cancel_pending", "job", "retire", "state", "thread")
+
+    def __init__(self, job: _Job) -> None:
+        self.job: _Job | None = job
+        self.retire = False
+        self.cancel_pending = False
+        self.state: _core.ThreadState | None = None
+        self.thread: _core.Thread[None] | None = None
+
+
+_local = threading.local()  # .job: the job this worker thread runs
+
+
+class _Pool:
+    """The worker threads of ``to_thread`` (one per process)."""
+
+    def __init__(self) -> None:
+        self.lock = _natives.allocate_lock()
+        self.idle: list[_Worker] = []  # last in, first out: the warmest first
+        self.queue: deque[_Job] = deque()
+        self.count = 0  # live workers, busy or idle
+        self.workers: set[_Worker] = set()
+
+    def submit(self, job: _Job) -> None:
+        with self.lock:
+            if self.idle:
+                worker = self.idle.pop()
+                job.status = _RUNNING
+                job.worker = worker
+                worker.job = job
+                state = worker.state
+                assert state is not None
+                state.unpark()
+                return
+            if self.count >= MAX_WORKERS:
+                self.queue.append(job)
+                return
+            self.count += 1
+            job.status = _RUNNING
+        self._start(job)
+
+    def _start(self, job: _Job) -> None:
+        worker = _Worker(job)
+        job.worker = worker
+        try:
+            # A cancelled worker starts its replacement: starting a thread
+            # waits (briefly) for it to come up, which must not raise here.
+            with _core.shield():
+                worker.thread = _core.spawn(
+                    self._work, worker, daemon=True, name="threadpatch.to_thread"
+                )
+        except BaseException:
+            with self.lock:
+                self.count -= 1
+            raise
+
+    def cancel(self, job: _Job) -> bool:
+        """Cancel ``job``; True if it never started (it never will, nor notify)."""
+        with self.lock:
+            if job.status == _QUEUED:
+                self.queue.remove(job)
+                job.status = _DONE
+                return True
+            if job.status == _RUNNING:
+                worker = job.worker
+                assert worker is not None
+                if worker.state is None:  # its thread is starting: it looks on arrival
+                    worker.cancel_pending = True
+                else:
+                    worker.state.request_cancel()
+        return False
+
+    def _work(self, worker: _Worker) -> None:
+        me = _core.current_state()
+        with self.lock:
+            worker.state = me
+            self.workers.add(worker)
+            if worker.cancel_pending:
+                me.request_cancel()
+        job = worker.job
+        try:
+            while job is not None:
+                _local.job = job
+                job.run()
+                _local.job = None
+                replacement = None
+                with self.lock:
+                    job.status = _DONE
+                    job.worker = None
+                    worker.job = None
+                    if me.cancel_requested:  # sticky: this thread takes no more work
+                        self.count -= 1
+                        self.workers.discard(worker)
+                        if self.queue:
+                            replacement = self.queue.popleft()
+                            replacement.status = _RUNNING
+                            self.count += 1
+                        leaving = True
+                    elif self.queue:
+                        leaving = False
+                        worker.job = self.queue.popleft()
+                        worker.job.status = _RUNNING
+                        worker.job.worker = worker
+                    else:
+                        leaving = False
+                        self.idle.append(worker)
+                notify, job.notify = job.notify, _nothing
+                notify()
+                del job, notify
+                if replacement is not None:
+                    self._start(replacement)
+                if leaving:
+                    return
+                job = worker.job or self._wait_for_job(worker)
+        finally:
+            _local.job = None
+
+    def _wait_for_job(self, worker: _Worker) -> _Job | None:
+        """Park idle; the next job, or None when it is time to leave."""
+        deadline = _monotonic() + IDLE_SECONDS
+        try:
+            _core.wait_until(
+                lambda: worker.job is not None or worker.retire,
+                deadline,
+                ("to_thread idle", self),
+                worker.state,
+            )
+        except BaseException:
+            self._leave(worker)  # cancelled while idle (Ctrl-C): hand its job on
+            raise
+        with self.lock:
+            if worker.job is not None:
+                return worker.job
+            if not worker.retire:  # idle too long
+                self.idle.remove(worker)
+                self.workers.discard(worker)
+                self.count -= 1
+        return None
+
+    def _leave(self, worker: _Worker) -> None:
+        replacement = None
+        with self.lock:
+            if not worker.retire:  # shutdown_idle() has forgotten a retired one
+                if worker in self.idle:
+                    self.idle.remove(worker)
+                self.workers.discard(worker)
+                self.count -= 1
+            replacement, worker.job = worker.job, None
+            if replacement is not None:  # given a job as the wait ended: another runs it
+                self.count += 1
+        if replacement is not None:
+            self._start(replacement)
+
+    def shutdown_idle(self, timeout: float | None) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+            for worker in idle:
+                worker.retire = True
+                self.workers.discard(worker)
+                self.count -= 1
+                state = worker.state
+                assert state is not None
+                state.unpark()
+        deadline = _core.deadline_after(timeout)
+        for worker in idle:
+            thread = worker.thread
+            if thread is not None:
+                thread.wait(None if deadline == _INF else max(0.0, deadline - _monotonic()))
+
+    def reset_after_fork(self) -> None:
+        self.__init__()  # type: ignore[misc]  # the workers do not exist in the child
+
+
+_pool = _Pool()
+
+
+def shutdown_idle_workers(timeout: float | None = 5.0) -> None:
+    """End the idle worker threads of :func:`to_thread` now, and wait for them.
+
+    Idle workers end by themselves after :data:`IDLE_SECONDS`; a test that
+    checks for threads it left behind calls this first.  Busy workers are
+    not affected.
+
+    Cancellation:
+        The wait ends; the workers still end.
+    """
+    _pool.shutdown_idle(timeout)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_pool.reset_after_fork)
+
+
+# -- to_thread -------------------------------------------------------------------
+
+
+async def to_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``func(*args, **kwargs)`` in a worker thread; cancelling the task cancels it.
+
+    For asyncio and trio tasks (found with sniffio).  The call runs in a copy
+    of the task's context variables, under the task's deadline: trio's
+    effective deadline, or the ``asyncio.timeout()`` scopes of the task (see
+    :mod:`threadpatch._asyncio` for which ones can be seen).
+
+    Returns:
+        What ``func`` returned.
+
+    Raises:
+        Whatever ``func`` raised.
+        RuntimeError: not called from an asyncio or trio task.
+
+    Cancellation:
+        When the task is cancelled (or its deadline expires) the thread is
+        cancelled at its blocking point (a threadpatch or patched call); the
+        await returns once the thread has stopped, and raises the loop's
+        cancellation (``asyncio.CancelledError``, ``trio.Cancelled``).  What
+        the call returned or raised meanwhile is dropped.
+    """
+    return await to_thread_until(_INF, func, *args, **kwargs)
+
+
+async def to_thread_until(
+    deadline: float, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """:func:`to_thread` with a deadline of its own (``time.monotonic()``, absolute).
+
+    The thread runs under the earlier of ``deadline`` and the task's.
+
+    Raises:
+        ThreadTimeout: ``deadline`` passed while the call was blocked (when
+            the task's deadline is the earlier, the loop's cancellation is
+            raised instead).
+    """
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise RuntimeError(
+            "threadpatch.to_thread() must be awaited in an asyncio or trio task"
+        ) from None
+    if library == "trio":
+        return await _trio_to_thread(deadline, func, args, kwargs)  # type: ignore[return-value]
+    if library == "asyncio":
+        return await _asyncio_wait(_asyncio_start(deadline, func, args, kwargs))  # type: ignore[return-value]
+    raise RuntimeError(f"threadpatch.to_thread() supports asyncio and trio, not {library}")
+
+
+def _check_callable(func: object) -> None:
+    if not callable(func):
+        raise TypeError(f"to_thread() needs a callable, got {type(func).__name__}: {func!r}")
+
+
+def _outcome(job: _Job, explicit: bool) -> object:
+    """The job's result, or raise its exception (or its own deadline's timeout)."""
+    error, job.error = job.error, None
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error
+    if job.expired and explicit:
+        raise _core.ThreadTimeout("to_thread_until(): the deadline passed")
+    value, job.value = job.value, None
+    return value
+
+
+# -- asyncio ---------------------------------------------------------------------
+
+
+class _AsyncioCall:
+    __slots__ = ("explicit", "job", "loop", "when")
+
+    def __init__(self, job: _Job, loop: asyncio.AbstractEventLoop, when: float, explicit: bool):
+        self.job = job
+        self.loop = loop
+        self.when = when  # the task's deadline on loop.time() (inf: none seen)
+        self.explicit = explicit  # to_thread_until's own deadline is the earlier
+
+
+def _asyncio_start(
+    deadline: float,
+    func: Callable[..., object],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> _AsyncioCall:
+    _check_callable(func)
+    loop = asyncio.get_running_loop()
+    when = _asyncio.task_deadline(loop, asyncio.current_task(loop))
+    task_deadline = _INF if when == _INF else _monotonic() + (when - loop.time())
+    explicit = deadline < task_deadline
+    job = _Job(func, args, kwargs, min(deadline, task_deadline), "asyncio", loop)
+    job.waiter = loop.create_future()
+    call_soon = loop.call_soon_threadsafe
+
+    def notify() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            call_soon(_asyncio_wake, job)
+
+    job.notify = notify
+    _pool.submit(job)
+    return _AsyncioCall(job, loop, when, explicit)
+
+
+def _asyncio_wake(job: _Job) -> None:
+    waiter = job.waiter
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+async def _asyncio_wait(call: _AsyncioCall) -> object:
+    job = call.job
+    waiter = job.waiter
+    assert waiter is not None
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        if not _pool.cancel(job):
+            await _asyncio_until_stopped(call)
+        raise
+    finally:
+        job.waiter = None
+    if job.expired and not call.explicit:
+        await _asyncio_own_timeout(call)
+    return _outcome(job, call.explicit)
+
+
+async def _asyncio_until_stopped(call: _AsyncioCall) -> None:
+    """Wait, deaf to further cancellation, until the cancelled job's thread has stopped."""
+    job = call.job
+    while job.status != _DONE:
+        job.waiter = call.loop.create_future()
+        try:
+            await job.waiter
+        except asyncio.CancelledError:
+            continue  # cancelled again: it is being cancelled already
+
+
+async def _asyncio_own_timeout(call: _AsyncioCall) -> None:
+    """The thread stopped at the task's deadline: let the loop's ``asyncio.timeout`` fire."""
+    loop = call.loop
+    # The timeout's handle and this sleep are due at the same time; the
+    # timeout cancels this task in that pass (or has already).
+    await asyncio.sleep(max(0.0, call.when - loop.time()))
+    await asyncio.sleep(0)
+    # Still here: the timeout was moved later while the thread ran.
+    raise _core.ThreadTimeout("to_thread(): the task's deadline passed in the thread")
+
+
+async def to_thread_asyncio(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """:func:`to_thread` for asyncio only: ``asyncio.to_thread`` under the ``asyncio`` patch set."""
+    result: T = await _asyncio_wait(_asyncio_start(_INF, func, args, kwargs))  # type: ignore[assignment]
+    return result
+
+
+_original_run_in_executor = asyncio.base_events.BaseEventLoop.run_in_executor
+
+
+def run_in_executor(
+    self: asyncio.base_events.BaseEventLoop,
+    executor: Any,
+    func: Callable[..., T],
+    *args: object,
+) -> asyncio.Future[T]:
+    """``loop.run_in_executor``; with the default executor, a cancellable thread of the pool.
+
+    The work starts at once, as with the standard method; the future is a
+    task that, when cancelled, cancels the thread and ends once it has
+    stopped.  An executor passed in (or set with ``set_default_executor``,
+    or made by the standard method before patching) is used as before.
+    """
+    if executor is not None or getattr(self, "_default_executor", None) is not None:
+        return _original_run_in_executor(self, executor, func, *args)
+    if self.is_closed():
+        raise RuntimeError("Event loop is closed")
+    call = _asyncio_start(_INF, func, args, {})
+    return self.create_task(_asyncio_wait(call))  # type: ignore[arg-type]
+
+
+# -- trio ------------------------------------------------------------------------
+
+
+async def _trio_to_thread(
+    deadline: float,
+    func: Callable[..., object],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> object:
+    import trio
+
+    _check_callable(func)
+    await trio.lowlevel.checkpoint_if_cancelled()
+    token = trio.lowlevel.current_trio_token()
+    task = trio.lowlevel.current_task()
+    trio_deadline = trio.current_effective_deadline()
+    if trio_deadline == _INF:
+        task_deadline = _INF
+    else:
+        task_deadline = _monotonic() + (trio_deadline - trio.current_time())
+    explicit = deadline < task_deadline
+    job = _Job(func, args, kwargs, min(deadline, task_deadline), "trio", token)
+    run_sync_soon = token.run_sync_soon
+    reschedule = trio.lowlevel.reschedule
+
+    def notify() -> None:
+        with contextlib.suppress(trio.RunFinishedError):  # the run is over: nobody waits
+            run_sync_soon(reschedule, task)
+
+    job.notify = notify
+    raise_cancel: list[Callable[[], object]] = []
+
+    def abort(how: Callable[[], object]) -> trio.lowlevel.Abort:
+        if _pool.cancel(job):
+            return trio.lowlevel.Abort.SUCCEEDED  # it never started
+        raise_cancel.append(how)
+        return trio.lowlevel.Abort.FAILED  # the worker reschedules us once stopped
+
+    _pool.submit(job)
+    await trio.lowlevel.wait_task_rescheduled(abort)
+    if raise_cancel:
+        raise_cancel[0]()  # the loop's own cancellation (or its KeyboardInterrupt)
+    if job.expired and not explicit:
+        # The thread stopped at the task's deadline: trio's scope fires now.
+        await trio.sleep_until(trio_deadline)
+        await trio.lowlevel.checkpoint()
+        raise _core.ThreadTimeout("to_thread(): the task's deadline passed in the thread")
+    return _outcome(job, explicit)
+
+
+# -- from_thread -----------------------------------------------------------------
+
+
+class _Call:
+    """A coroutine that a thread runs on a loop, and the thread waiting for it."""
+
+    __slots__ = ("cancel_requested", "cancelled", "done", "error", "handle", "state", "value")
+
+    def __init__(self, state: _core.ThreadState) -> None:
+        self.state = state
+        self.done = False
+        self.cancelled = False
+        self.cancel_requested = False
+        self.value: object = None
+        self.error: BaseException | None = None
+        self.handle: Any = None  # the asyncio task, trio cancel scope, curio handle
+
+    def finish(self) -> None:
+        self.done = True
+        self.state.unpark()
+
+
+def from_thread(async_fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``await async_fn(*args, **kwargs)`` from a thread and return its result.
+
+    In a worker of :func:`to_thread` the coroutine runs on the event loop
+    (asyncio or trio) whose task started the thread; in any other thread it
+    runs on the hub's curio kernel (a curio coroutine, which must not block
+    the kernel).
+
+    Returns:
+        What the coroutine returned.
+
+    Raises:
+        Whatever the coroutine raised.
+        ThreadCancelled: the loop cancelled the coroutine; the thread is then
+            cancelled too.
+        RuntimeError: called in an event loop's own thread or in the hub.
+
+    Cancellation:
+        If the thread is cancelled (or its deadline expires) while it waits,
+        the coroutine is cancelled, and the exception is raised once the
+        coroutine has ended.
+    """
+    if _core.is_hub_thread():
+        raise RuntimeError("from_thread() blocks: it cannot be called in the threadpatch hub")
+    job: _Job | None = getattr(_local, "job", None)
+    call = _Call(_core.current_state())
+    fn = functools.partial(async_fn, *args, **kwargs)
+    if job is None:
+        _check_not_in_loop()
+        start, cancel = _curio_start, _curio_cancel
+        target: Any = None
+    elif job.kind == "asyncio":
+        start, cancel = _asyncio_call_start, _asyncio_call_cancel
+        target = job.loop
+    else:
+        start, cancel = _trio_call_start, _trio_call_cancel
+        target = job.loop
+    del job
+    start(call, target, fn)
+    reason = ("from_thread", async_fn)
+    try:
+        _core.wait_until(lambda: call.done, _INF, reason, call.state)
+    except BaseException:
+        with _core.shield():
+            cancel(call, target)
+            _core.wait_until(lambda: call.done, _INF, reason, call.state)
+        raise
+    if call.cancelled and not call.cancel_requested:
+        call.state.request_cancel()  # the loop cancelled the coroutine: cancel its caller
+        raise _core.ThreadCancelled("the coroutine of from_thread() was cancelled by its loop")
+    error, call.error = call.error, None
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error
+    return call.value  # type: ignore[return-value]
+
+
+def _check_not_in_loop() -> None:
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return
+    raise RuntimeError(
+        f"from_thread() blocks: call it from a worker thread, not in the {library} event loop"
+    )
+
+
+# asyncio: a task of the loop, started and cancelled from the thread.
+
+
+def _asyncio_call_start(call: _Call, target: Any, fn: Callable[[], Awaitable[object]]) -> None:
+    target.call_soon_threadsafe(_asyncio_call_begin, call, target, fn)
+
+
+def _asyncio_call_begin(call: _Call, loop: asyncio.AbstractEventLoop, fn: Any) -> None:
+    if call.cancel_requested:
+        call.cancelled = True
+        call.finish()
+        return
+    call.handle = loop.create_task(_asyncio_call_run(call, fn))
+
+
+async def _asyncio_call_run(call: _Call, fn: Callable[[], Awaitable[object]]) -> None:
+    try:
+        call.value = await fn()
+    except asyncio.CancelledError:
+        call.cancelled = True
+    except BaseException as exc:  # the calling thread raises it, not the loop
+        call.error = exc
+    finally:
+        call.handle = None
+        call.finish()
+
+
+def _asyncio_call_cancel(call: _Call, target: Any) -> None:
+    try:
+        target.call_soon_threadsafe(_asyncio_call_stop, call)
+    except RuntimeError:  # the loop is closed: the coroutine cannot run any more
+        call.cancelled = call.cancel_requested = True
+        call.finish()
+
+
+def _asyncio_call_stop(call: _Call) -> None:
+    call.cancel_requested = True
+    if call.handle is not None:
+        call.handle.cancel()
+
+
+# trio: a system task in a cancel scope of its own.
+
+
+def _trio_call_start(call: _Call, target: Any, fn: Callable[[], Awaitable[object]]) -> None:
+    import trio
+
+    target.run_sync_soon(trio.lowlevel.spawn_system_task, _trio_call_run, call, fn)
+
+
+async def _trio_call_run(call: _Call, fn: Callable[[], Awaitable[object]]) -> None:
+    import trio
+
+    with trio.CancelScope() as scope:
+        call.handle = scope
+        if call.cancel_requested:
+            scope.cancel()
+        try:
+            call.value = await fn()
+        except trio.Cancelled:
+            call.cancelled = True
+            raise  # to its scope (ours, or the system nursery's at the end of the run)
+        except BaseException as exc:  # the calling thread raises it, not trio
+            call.error = exc
+        finally:
+            call.finish()
+
+
+def _trio_call_cancel(call: _Call, target: Any) -> None:
+    import trio
+
+    try:
+        target.run_sync_soon(_trio_call_stop, call)
+    except trio.RunFinishedError:
+        call.cancelled = call.cancel_requested = True
+        call.finish()
+
+
+def _trio_call_stop(call: _Call) -> None:
+    call.cancel_requested = True
+    if call.handle is not None:
+        call.handle.cancel()
+
+
+# curio: a task of the hub's kernel.
+
+
+def _curio_start(call: _Call, target: Any, fn: Callable[[], Awaitable[object]]) -> None:
+    coro: Coroutine[Any, Any, object] = fn()  # type: ignore[assignment]
+
+    def on_done(value: object, error: BaseException | None, cancelled: bool) -> None:
+        call.value, call.error, call.cancelled = value, error, cancelled
+        call.finish()
+
+    call.handle = _core.get_hub().run_coroutine(coro, on_done)
+
+
+def _curio_cancel(call: _Call, target: Any) -> None:
+    call.cancel_requested = True
+    _core.get_hub().cancel_coroutine(call.handle)

@@ -18,6 +18,10 @@ no test assertions to rewrite, so pytest must not warn that it came too late.
 
 import sys as _sys
 
+from ._bridges import from_thread as from_thread
+from ._bridges import shutdown_idle_workers as shutdown_idle_workers
+from ._bridges import to_thread as to_thread
+from ._bridges import to_thread_until as to_thread_until
 from ._core import DeadlineExpired as DeadlineExpired
 from ._core import DeadlineScope as DeadlineScope
 from ._core import HubError as HubError
@@ -36,10 +40,6 @@ from ._core import shield as shield
 from ._core import sleep as sleep
 from ._core import spawn as spawn
 from ._core import timeout_after as timeout_after
-from ._bridges import from_thread as from_thread
-from ._bridges import shutdown_idle_workers as shutdown_idle_workers
-from ._bridges import to_thread as to_thread
-from ._bridges import to_thread_until as to_thread_until
 from ._diagnostics import DeadlockStep as DeadlockStep
 from ._diagnostics import ThreadSnapshot as ThreadSnapshot
 from ._diagnostics import dump as dump

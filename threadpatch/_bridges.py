@@ -22,12 +22,18 @@ How it works::
     event loop thread                       worker thread (a pool of them)
     -----------------                       ------------------------------
     to_thread: job --submit--> idle worker  unparked; runs func in a copy of
-      await waiter <--call_soon_threadsafe-- the task's context, under an
+      await future <--call_soon_threadsafe-- the task's context, under an
                      (trio: run_sync_soon)   ignore_after(deadline) scope
-    task cancelled:
+    task cancelled -> future.cancel():
       cancel(worker) ---request_cancel-----> blocking call raises ThreadCancelled,
-      await waiter again <--notify---------  finally blocks run; job done
-      raise CancelledError                   a cancelled worker leaves the pool
+      (future stays pending) <--notify-----  finally blocks run; job done
+      future cancelled: CancelledError       a cancelled worker leaves the pool
+
+On asyncio the job's future (:class:`_ThreadFuture`) does the waiting: a
+task awaiting a future calls its ``cancel()`` when the task is cancelled and
+resumes only when the future is done; this future is done once the thread
+has stopped.  On trio the task waits in ``wait_task_rescheduled``, whose abort
+function cancels the thread and lets the worker reschedule the task.
 
 Workers are daemon threads that wait for the next job for up to
 :data:`IDLE_SECONDS`; at most :data:`MAX_WORKERS` run at once and further jobs
@@ -98,7 +104,6 @@ class _Job:
         "notify",
         "status",
         "value",
-        "waiter",
         "worker",
     )
 
@@ -127,7 +132,6 @@ class _Job:
         self.value: object = None
         self.error: BaseException | None = None
         self.expired = False
-        self.waiter: asyncio.Future[None] | None = None
 
     def run(self) -> None:
         func = self.func
@@ -397,7 +401,8 @@ async def to_thread_until(
     if library == "trio":
         return await _trio_to_thread(deadline, func, args, kwargs)  # type: ignore[return-value]
     if library == "asyncio":
-        return await _asyncio_wait(_asyncio_start(deadline, func, args, kwargs))  # type: ignore[return-value]
+        result: T = await _asyncio_start(deadline, func, args, kwargs)
+        return result
     raise RuntimeError(f"threadpatch.to_thread() supports asyncio and trio, not {library}")
 
 
@@ -406,16 +411,16 @@ def _check_callable(func: object) -> None:
         raise TypeError(f"to_thread() needs a callable, got {type(func).__name__}: {func!r}")
 
 
-def _outcome(job: _Job, explicit: bool) -> object:
-    """The job's result, or raise its exception (or its own deadline's timeout)."""
+def _outcome(job: _Job) -> object:
+    """The job's result, or raise its exception (or the timeout of the deadline it hit)."""
     error, job.error = job.error, None
     if error is not None:
         try:
             raise error
         finally:
             del error
-    if job.expired and explicit:
-        raise _core.ThreadTimeout("to_thread_until(): the deadline passed")
+    if job.expired:
+        raise _core.ThreadTimeout("to_thread(): the thread's deadline passed")
     value, job.value = job.value, None
     return value
 
@@ -423,14 +428,58 @@ def _outcome(job: _Job, explicit: bool) -> object:
 # -- asyncio ---------------------------------------------------------------------
 
 
-class _AsyncioCall:
-    __slots__ = ("explicit", "job", "loop", "when")
+class _ThreadFuture(asyncio.Future[Any]):
+    """The future of one job: ``cancel()`` stops its thread; it ends once the thread has.
 
-    def __init__(self, job: _Job, loop: asyncio.AbstractEventLoop, when: float, explicit: bool):
-        self.job = job
-        self.loop = loop
-        self.when = when  # the task's deadline on loop.time() (inf: none seen)
-        self.explicit = explicit  # to_thread_until's own deadline is the earlier
+    A task awaiting it that is cancelled (``task.cancel()``, an
+    ``asyncio.timeout``) cancels it; it stays pending until the thread has
+    stopped, and only then is the task resumed, with ``CancelledError``.
+    ``cancel()`` returns True at once, as for any pending future, but
+    ``cancelled()`` becomes True only when the thread has stopped.
+    """
+
+    _job: _Job | None
+    _when: float
+    _explicit: bool
+    _cancel_requested: bool
+    _cancel_message: Any
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        job = self._job
+        if job is None or _pool.cancel(job) or job.status == _DONE:
+            self._job = None  # never started, or has stopped: cancelled now
+            return super().cancel(msg)
+        self._cancel_requested = True
+        self._cancel_message = msg
+        return True
+
+    def _finish(self) -> None:
+        """In the loop, once the worker is done with the job."""
+        if self.done() or self._job is None:
+            return
+        if self._cancel_requested:
+            self._job = None
+            super().cancel(self._cancel_message)
+        elif self._job.expired and not self._explicit and self._when != _INF:
+            # The thread stopped at the task's deadline: asyncio.timeout fires
+            # at that same loop time and cancels the task, whichever runs first.
+            self.get_loop().call_at(self._when, self._settle)
+        else:
+            self._settle()
+
+    def _settle(self) -> None:
+        job = self._job
+        if self.done() or job is None:
+            return
+        self._job = None
+        try:
+            value = _outcome(job)
+        except BaseException as exc:
+            self.set_exception(exc)
+        else:
+            self.set_result(value)
 
 
 def _asyncio_start(
@@ -438,73 +487,36 @@ def _asyncio_start(
     func: Callable[..., object],
     args: tuple[object, ...],
     kwargs: dict[str, object],
-) -> _AsyncioCall:
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> _ThreadFuture:
+    """Submit the job for the loop's current task (the running loop's by default); its future."""
     _check_callable(func)
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     when = _asyncio.task_deadline(loop, asyncio.current_task(loop))
     task_deadline = _INF if when == _INF else _monotonic() + (when - loop.time())
-    explicit = deadline < task_deadline
     job = _Job(func, args, kwargs, min(deadline, task_deadline), "asyncio", loop)
-    job.waiter = loop.create_future()
+    future = _ThreadFuture(loop=loop)
+    future._job = job
+    future._when = when
+    future._explicit = deadline < task_deadline
+    future._cancel_requested = False
+    future._cancel_message = None
+    finish = future._finish
     call_soon = loop.call_soon_threadsafe
 
     def notify() -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            call_soon(_asyncio_wake, job)
+            call_soon(finish)
 
     job.notify = notify
     _pool.submit(job)
-    return _AsyncioCall(job, loop, when, explicit)
-
-
-def _asyncio_wake(job: _Job) -> None:
-    waiter = job.waiter
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
-async def _asyncio_wait(call: _AsyncioCall) -> object:
-    job = call.job
-    waiter = job.waiter
-    assert waiter is not None
-    try:
-        await waiter
-    except asyncio.CancelledError:
-        if not _pool.cancel(job):
-            await _asyncio_until_stopped(call)
-        raise
-    finally:
-        job.waiter = None
-    if job.expired and not call.explicit:
-        await _asyncio_own_timeout(call)
-    return _outcome(job, call.explicit)
-
-
-async def _asyncio_until_stopped(call: _AsyncioCall) -> None:
-    """Wait, deaf to further cancellation, until the cancelled job's thread has stopped."""
-    job = call.job
-    while job.status != _DONE:
-        job.waiter = call.loop.create_future()
-        try:
-            await job.waiter
-        except asyncio.CancelledError:
-            continue  # cancelled again: it is being cancelled already
-
-
-async def _asyncio_own_timeout(call: _AsyncioCall) -> None:
-    """The thread stopped at the task's deadline: let the loop's ``asyncio.timeout`` fire."""
-    loop = call.loop
-    # The timeout's handle and this sleep are due at the same time; the
-    # timeout cancels this task in that pass (or has already).
-    await asyncio.sleep(max(0.0, call.when - loop.time()))
-    await asyncio.sleep(0)
-    # Still here: the timeout was moved later while the thread ran.
-    raise _core.ThreadTimeout("to_thread(): the task's deadline passed in the thread")
+    return future
 
 
 async def to_thread_asyncio(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """:func:`to_thread` for asyncio only: ``asyncio.to_thread`` under the ``asyncio`` patch set."""
-    result: T = await _asyncio_wait(_asyncio_start(_INF, func, args, kwargs))  # type: ignore[assignment]
+    result: T = await _asyncio_start(_INF, func, args, kwargs)
     return result
 
 
@@ -519,17 +531,17 @@ def run_in_executor(
 ) -> asyncio.Future[T]:
     """``loop.run_in_executor``; with the default executor, a cancellable thread of the pool.
 
-    The work starts at once, as with the standard method; the future is a
-    task that, when cancelled, cancels the thread and ends once it has
-    stopped.  An executor passed in (or set with ``set_default_executor``,
-    or made by the standard method before patching) is used as before.
+    The work starts at once, as with the standard method; cancelling the
+    future (or a task awaiting it) cancels the thread, and the future ends
+    cancelled once it has stopped.  An executor passed in (or set with
+    ``set_default_executor``, or made by the standard method before
+    patching) is used as before.
     """
     if executor is not None or getattr(self, "_default_executor", None) is not None:
         return _original_run_in_executor(self, executor, func, *args)
     if self.is_closed():
         raise RuntimeError("Event loop is closed")
-    call = _asyncio_start(_INF, func, args, {})
-    return self.create_task(_asyncio_wait(call))  # type: ignore[arg-type]
+    return _asyncio_start(_INF, func, args, {}, self)
 
 
 # -- trio ------------------------------------------------------------------------
@@ -575,11 +587,11 @@ async def _trio_to_thread(
     if raise_cancel:
         raise_cancel[0]()  # the loop's own cancellation (or its KeyboardInterrupt)
     if job.expired and not explicit:
-        # The thread stopped at the task's deadline: trio's scope fires now.
+        # The thread stopped at the task's deadline: trio's scope fires now
+        # (if the deadline was moved later meanwhile: ThreadTimeout).
         await trio.sleep_until(trio_deadline)
         await trio.lowlevel.checkpoint()
-        raise _core.ThreadTimeout("to_thread(): the task's deadline passed in the thread")
-    return _outcome(job, explicit)
+    return _outcome(job)
 
 
 # -- from_thread -----------------------------------------------------------------

@@ -1,0 +1,763 @@
+"""threadpatch.to_thread / from_thread: cancelling the task stops the thread, both ways.
+
+asyncio and trio (and anyio on both); unmodified ``requests.get`` to a stalled
+loopback server inside ``to_thread``, cancelled by the task's cancellation and
+by its deadline; ``from_thread`` to the loop that started the thread and to the
+hub's curio kernel; the ``asyncio`` patch set; Ctrl-C in ``asyncio.run()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import sniffio
+
+import threadpatch
+from tests.servers import SilentServer, fd_count
+from threadpatch import _bridges, _core
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+trio = pytest.importorskip("trio")
+
+TIMEOUT = 10.0
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unset")
+
+
+@pytest.fixture(autouse=True)
+def _workers_end() -> Iterator[None]:
+    yield
+    threadpatch.shutdown_idle_workers()
+    assert _bridges._pool.count == 0, "a worker is still busy after its test"
+
+
+def _busy_workers() -> list[_core.ThreadState]:
+    """Workers of the pool blocked in their job (not idle)."""
+    return [
+        s
+        for s in _core.all_states()
+        if s.name == "threadpatch.to_thread"
+        and not s.finished
+        and s.parked
+        and s.blocked_on is not None
+        and s.blocked_on[0] != "to_thread idle"
+    ]
+
+
+async def _asyncio_until(predicate: Callable[[], object]) -> None:
+    """Poll a state nothing signals (a thread parked), bounded."""
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, "the awaited state never came"
+        await asyncio.sleep(0.001)
+
+
+async def _trio_until(predicate: Callable[[], object]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, "the awaited state never came"
+        await trio.sleep(0.001)
+
+
+def _blocked(log: list[str], release: threadpatch.Event | None = None) -> str:
+    """A call that blocks in a threadpatch wait; records its clean-up."""
+    try:
+        (release or threadpatch.Event()).wait()
+        return "released"
+    except threadpatch.ThreadCancelled as exc:
+        log.append(type(exc).__name__)
+        raise
+    finally:
+        log.append("finally")
+
+
+def _thread_deadline() -> float:
+    """The earliest deadline of the calling thread's scopes (``math.inf``: none)."""
+    scopes = _core.current_state().scopes
+    return min((getattr(s, "deadline", math.inf) for s in scopes), default=math.inf)
+
+
+# -- asyncio ------------------------------------------------------------------------
+
+
+def test_asyncio_result_arguments_and_context() -> None:
+    def job(a: int, *, b: int) -> tuple[int, str, str | None, bool]:
+        try:
+            library: str | None = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        in_loop = threading.current_thread() is threading.main_thread()
+        return a + b, _var.get(), library, in_loop
+
+    async def main() -> tuple[int, str, str | None, bool]:
+        _var.set("task's")
+        return await threadpatch.to_thread(job, 1, b=2)
+
+    assert asyncio.run(main()) == (3, "task's", None, False)
+
+
+def test_asyncio_exception_is_raised_in_the_task() -> None:
+    def fail() -> None:
+        raise KeyError("from the thread")
+
+    async def main() -> None:
+        await threadpatch.to_thread(fail)
+
+    with pytest.raises(KeyError, match="from the thread"):
+        asyncio.run(main())
+
+
+def test_asyncio_task_cancel_stops_the_thread_before_the_await_returns() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        task = asyncio.ensure_future(threadpatch.to_thread(_blocked, log))
+        await _asyncio_until(_busy_workers)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert log == ["ThreadCancelled", "finally"]  # before the task saw its cancellation
+
+    asyncio.run(main())
+
+
+def test_asyncio_cancel_again_while_the_thread_stops_still_waits_for_it() -> None:
+    log: list[str] = []
+    stopping = threadpatch.Event()
+    finish = threadpatch.Event()
+
+    def slow_cleanup() -> None:
+        try:
+            threadpatch.Event().wait()
+        finally:
+            stopping.set()
+            with threadpatch.shield():
+                finish.wait(TIMEOUT)
+            log.append("finally")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(threadpatch.to_thread(slow_cleanup))
+        await _asyncio_until(_busy_workers)
+        task.cancel()
+        await _asyncio_until(stopping.is_set)
+        task.cancel()  # a second cancel while the thread runs its clean-up
+        await asyncio.sleep(0)
+        assert not task.done()
+        finish.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert log == ["finally"]
+
+    asyncio.run(main())
+
+
+def test_asyncio_timeout_expires_in_the_thread() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await threadpatch.to_thread(_blocked, log)
+        assert log[-1] == "finally"
+        # DeadlineExpired (the thread's own deadline) or ThreadCancelled (the
+        # loop's timeout came first): either way a ThreadCancelled subclass.
+        assert log[0] in ("DeadlineExpired", "ThreadCancelled")
+
+    asyncio.run(main())
+
+
+def test_asyncio_the_thread_sees_the_tasks_deadline() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert await threadpatch.to_thread(_thread_deadline) == math.inf
+        async with asyncio.timeout(600) as outer:
+            async with asyncio.timeout(300) as inner:
+                seen = await threadpatch.to_thread(_thread_deadline)
+                when = inner.when()
+                assert when is not None
+                assert abs(seen - when) < 0.01  # the same clock: only arithmetic apart
+                inner.reschedule(loop.time() + 900)
+                seen = await threadpatch.to_thread(_thread_deadline)
+                assert abs(seen - (outer.when() or 0)) < 0.01  # the earlier one wins
+        soon = time.monotonic() + 100
+        seen = await threadpatch.to_thread_until(soon, _thread_deadline)
+        assert abs(seen - soon) < 0.01
+
+    asyncio.run(main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="wait_for uses asyncio.timeout on 3.12+")
+def test_asyncio_wait_for_deadline_is_seen() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        seen = await asyncio.wait_for(threadpatch.to_thread(_thread_deadline), 300)
+        assert start + 299 < seen < loop.time() + 301
+
+    asyncio.run(main())
+
+
+def test_to_thread_until_raises_thread_timeout() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        with pytest.raises(threadpatch.ThreadTimeout):
+            await threadpatch.to_thread_until(time.monotonic() + 0.05, _blocked, log)
+        assert log == ["DeadlineExpired", "finally"]
+
+    asyncio.run(main())
+
+
+def test_requests_to_a_stalled_server_cancelled_by_task_cancel_and_by_timeout() -> None:
+    requests = pytest.importorskip("requests")
+    fds = fd_count()
+    with SilentServer() as server:
+        url = "http://{}:{}/".format(*server.address)
+
+        async def main() -> None:
+            task = asyncio.ensure_future(threadpatch.to_thread(requests.get, url))
+            await _asyncio_until(_busy_workers)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await threadpatch.to_thread(requests.get, url, timeout=60)
+            # the pool works afterwards
+            assert await threadpatch.to_thread(len, "abc") == 3
+
+        with threadpatch.patched():
+            asyncio.run(main())
+        threadpatch.shutdown_idle_workers()
+    assert fd_count() == fds  # the server's side of the connections closed with it
+
+
+def test_queued_job_cancelled_never_runs_and_the_pool_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_bridges, "MAX_WORKERS", 2)
+    ran: list[int] = []
+    release = threadpatch.Event()
+
+    def job(i: int) -> int:
+        ran.append(i)
+        release.wait()
+        return i
+
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(threadpatch.to_thread(job, i)) for i in range(4)]
+        await _asyncio_until(lambda: len(_busy_workers()) == 2)
+        assert _bridges._pool.count == 2
+        assert len(_bridges._pool.queue) == 2
+        tasks[3].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[3]
+        release.set()
+        assert await asyncio.gather(*tasks[:3]) == [0, 1, 2]
+        assert sorted(ran) == [0, 1, 2]
+
+    asyncio.run(main())
+
+
+def test_workers_are_reused_and_a_cancelled_one_is_replaced() -> None:
+    async def main() -> None:
+        first = await threadpatch.to_thread(threading.get_ident)
+        assert await threadpatch.to_thread(threading.get_ident) == first
+        task = asyncio.ensure_future(threadpatch.to_thread(_blocked, []))
+        await _asyncio_until(_busy_workers)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await threadpatch.to_thread(int, "7") == 7
+
+    asyncio.run(main())
+    threadpatch.shutdown_idle_workers()
+    assert _bridges._pool.count == 0
+    assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
+
+
+def test_to_thread_outside_an_event_loop_is_an_error() -> None:
+    coro = threadpatch.to_thread(int)
+    with pytest.raises(RuntimeError, match="asyncio or trio"):
+        coro.send(None)
+
+
+def test_to_thread_needs_a_callable() -> None:
+    async def main() -> None:
+        await threadpatch.to_thread(42)  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match="callable"):
+        asyncio.run(main())
+
+
+# -- from_thread with asyncio -------------------------------------------------------
+
+
+def test_asyncio_from_thread_runs_on_the_loop() -> None:
+    async def where(x: int, *, y: int) -> tuple[int, int]:
+        await asyncio.sleep(0)
+        return threading.get_ident(), x * y
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        got = await threadpatch.to_thread(threadpatch.from_thread, where, 6, y=7)
+        assert got == (loop_thread, 42)
+
+    asyncio.run(main())
+
+
+def test_asyncio_cancelling_the_task_cancels_the_coroutine_of_from_thread() -> None:
+    log: list[str] = []
+    started = threading.Event()
+
+    async def coroutine() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(600)
+        except asyncio.CancelledError:
+            log.append("coroutine cancelled")
+            raise
+
+    def job() -> None:
+        try:
+            threadpatch.from_thread(coroutine)
+        finally:
+            log.append("thread finally")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(threadpatch.to_thread(job))
+        await _asyncio_until(started.is_set)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert log == ["coroutine cancelled", "thread finally"]
+
+    asyncio.run(main())
+
+
+def test_asyncio_coroutine_cancelled_by_its_loop_cancels_the_thread() -> None:
+    after: list[str] = []
+
+    async def cancelled_by_the_loop() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(600)
+
+    def job() -> None:
+        try:
+            threadpatch.from_thread(cancelled_by_the_loop)
+        finally:
+            try:
+                threadpatch.sleep(600)  # sticky: the thread is cancelled
+            except threadpatch.ThreadCancelled:
+                after.append("still cancelled")
+
+    async def main() -> None:
+        with pytest.raises(threadpatch.ThreadCancelled):
+            await threadpatch.to_thread(job)
+        assert after == ["still cancelled"]
+
+    asyncio.run(main())
+
+
+def test_asyncio_from_thread_errors_reach_the_thread() -> None:
+    async def fail() -> None:
+        raise ValueError("from the loop")
+
+    def job() -> str:
+        try:
+            threadpatch.from_thread(fail)
+        except ValueError as exc:
+            return str(exc)
+        return "no error"
+
+    async def main() -> str:
+        return await threadpatch.to_thread(job)
+
+    assert asyncio.run(main()) == "from the loop"
+
+
+def test_from_thread_in_the_loop_thread_is_an_error() -> None:
+    async def nothing() -> None:
+        pass
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="event loop"):
+            threadpatch.from_thread(nothing)
+
+    asyncio.run(main())
+
+
+# -- the asyncio patch set ----------------------------------------------------------
+
+
+def test_asyncio_set_is_off_by_default_and_replaces_to_thread_and_run_in_executor() -> None:
+    from asyncio import base_events
+
+    original = asyncio.to_thread
+    with threadpatch.patched():
+        assert not threadpatch.is_patched("asyncio")
+        assert asyncio.to_thread is original
+    with threadpatch.patched(asyncio=True):
+        assert asyncio.to_thread is _bridges.to_thread_asyncio
+        assert base_events.BaseEventLoop.run_in_executor is _bridges.run_in_executor
+    assert asyncio.to_thread is original
+    assert base_events.BaseEventLoop.run_in_executor is _bridges._original_run_in_executor
+
+
+@pytest.mark.parametrize("route", ["to_thread", "run_in_executor"])
+def test_patched_asyncio_calls_cancel_their_thread(route: str) -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        if route == "to_thread":
+            task = asyncio.ensure_future(asyncio.to_thread(_blocked, log))
+        else:
+            task = asyncio.ensure_future(loop.run_in_executor(None, _blocked, log))
+        await _asyncio_until(_busy_workers)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert log == ["ThreadCancelled", "finally"]
+        assert await loop.run_in_executor(None, int, "5") == 5
+        assert loop._default_executor is None  # type: ignore[attr-defined]
+
+    with threadpatch.patched(asyncio=True):
+        asyncio.run(main())
+
+
+def test_patched_run_in_executor_keeps_an_explicit_executor() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1, thread_name_prefix="mine") as pool:
+            return await loop.run_in_executor(pool, lambda: threading.current_thread().name)
+
+    with threadpatch.patched(asyncio=True):
+        assert asyncio.run(main()).startswith("mine")
+
+
+# -- trio ---------------------------------------------------------------------------
+
+
+def test_trio_result_arguments_and_context() -> None:
+    def job(a: int, *, b: int) -> tuple[int, str, str | None]:
+        try:
+            library: str | None = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        return a + b, _var.get(), library
+
+    async def main() -> tuple[int, str, str | None]:
+        _var.set("task's")
+        return await threadpatch.to_thread(job, 1, b=2)
+
+    assert trio.run(main) == (3, "task's", None)
+
+
+def test_trio_cancel_stops_the_thread_before_the_await_returns() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def cancel_when_blocked() -> None:
+                    await _trio_until(_busy_workers)
+                    scope.cancel()
+
+                nursery.start_soon(cancel_when_blocked)
+                await threadpatch.to_thread(_blocked, log)
+        assert scope.cancelled_caught
+        assert log == ["ThreadCancelled", "finally"]
+
+    trio.run(main)
+
+
+def test_trio_move_on_after_expires_in_the_thread() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        with trio.move_on_after(0.05) as scope:
+            await threadpatch.to_thread(_blocked, log)
+        assert scope.cancelled_caught
+        assert log[-1] == "finally"
+        assert log[0] in ("DeadlineExpired", "ThreadCancelled")
+
+    trio.run(main)
+
+
+def test_trio_the_thread_sees_the_tasks_deadline() -> None:
+    async def main() -> None:
+        assert await threadpatch.to_thread(_thread_deadline) == math.inf
+        with trio.move_on_after(300):
+            expected = time.monotonic() + (trio.current_effective_deadline() - trio.current_time())
+            seen = await threadpatch.to_thread(_thread_deadline)
+            assert abs(seen - expected) < 0.01
+
+    trio.run(main)
+
+
+def test_trio_requests_to_a_stalled_server_cancelled_by_move_on_after() -> None:
+    requests = pytest.importorskip("requests")
+    fds = fd_count()
+    with SilentServer() as server:
+        url = "http://{}:{}/".format(*server.address)
+
+        async def main() -> None:
+            with trio.move_on_after(0.1) as scope:
+                await threadpatch.to_thread(requests.get, url)
+            assert scope.cancelled_caught
+            with trio.CancelScope() as outer:
+                async with trio.open_nursery() as nursery:
+
+                    async def cancel_when_blocked() -> None:
+                        await _trio_until(_busy_workers)
+                        outer.cancel()
+
+                    nursery.start_soon(cancel_when_blocked)
+                    await threadpatch.to_thread(requests.get, url, timeout=60)
+            assert outer.cancelled_caught
+            assert await threadpatch.to_thread(len, "ab") == 2
+
+        with threadpatch.patched():
+            trio.run(main)
+        threadpatch.shutdown_idle_workers()
+    assert fd_count() == fds  # the server's side of the connections closed with it
+
+
+def test_trio_from_thread_runs_on_the_loop_and_cancellation_flows_both_ways() -> None:
+    log: list[str] = []
+    started = threading.Event()
+
+    async def where() -> int:
+        await trio.sleep(0)
+        return threading.get_ident()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            log.append("coroutine cancelled")
+            raise
+
+    def job() -> None:
+        try:
+            threadpatch.from_thread(forever)
+        finally:
+            log.append("thread finally")
+
+    async def main() -> None:
+        assert await threadpatch.to_thread(threadpatch.from_thread, where) == threading.get_ident()
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def cancel_when_started() -> None:
+                    await _trio_until(started.is_set)
+                    scope.cancel()
+
+                nursery.start_soon(cancel_when_started)
+                await threadpatch.to_thread(job)
+        assert log == ["coroutine cancelled", "thread finally"]
+
+    trio.run(main)
+
+
+# -- anyio --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_anyio_move_on_after_cancels_the_thread(backend: str) -> None:
+    anyio = pytest.importorskip("anyio")
+    log: list[str] = []
+
+    async def main() -> None:
+        with anyio.move_on_after(0.05) as scope:
+            await threadpatch.to_thread(_blocked, log)
+        assert scope.cancelled_caught
+        assert log[-1] == "finally"
+
+    anyio.run(main, backend=backend)
+
+
+# -- from_thread on the hub's curio kernel -------------------------------------------
+
+
+def test_curio_from_a_plain_thread() -> None:
+    import curio
+
+    async def add(a: int, b: int) -> tuple[int, int]:
+        await curio.sleep(0)
+        return threading.get_ident(), a + b
+
+    hub_ident, total = threadpatch.spawn(threadpatch.from_thread, add, 2, 3).join(TIMEOUT)
+    assert total == 5
+    assert hub_ident == _core.get_hub().ident
+
+
+def test_curio_cancelling_the_thread_cancels_the_coroutine() -> None:
+    import curio
+
+    log: list[str] = []
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await curio.sleep(600)
+        except curio.CancelledError:
+            log.append("coroutine cancelled")
+            raise
+
+    t = threadpatch.spawn(threadpatch.from_thread, forever)
+    assert started.wait(TIMEOUT)
+    assert t.cancel(timeout=TIMEOUT)
+    assert t.cancelled
+    assert log == ["coroutine cancelled"]
+
+
+def test_curio_deadline_of_the_thread_cancels_the_coroutine() -> None:
+    import curio
+
+    log: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await curio.sleep(600)
+        finally:
+            log.append("coroutine finally")
+
+    with pytest.raises(threadpatch.ThreadTimeout):
+        threadpatch.timeout_after(0.05, threadpatch.from_thread, forever)
+    assert log == ["coroutine finally"]
+
+
+def test_curio_coroutine_errors_reach_the_thread() -> None:
+    async def fail() -> None:
+        raise LookupError("in curio")
+
+    with pytest.raises(LookupError, match="in curio"):
+        threadpatch.from_thread(fail)
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------
+
+CTRL_C_PRELUDE = """
+import asyncio, os, signal, socket, sys, threading, time
+import threadpatch
+from threadpatch import _core
+
+def say(line):
+    os.write(1, (line + "\\n").encode())
+
+def announce_when_blocked(count):
+    me = _core.current_state()
+    def watch():
+        while True:
+            busy = [s for s in _core.all_states() if s.name == "threadpatch.to_thread"
+                    and not s.finished and s.parked and s.blocked_on is not None]
+            if len(busy) >= count:
+                say("READY")
+                return
+            time.sleep(0.001)
+    threading.Thread(target=watch, daemon=True).start()
+
+silent = socket.socket()
+silent.bind(("127.0.0.1", 0))
+silent.listen(8)
+URL = "http://127.0.0.1:%d/" % silent.getsockname()[1]
+
+def worker(i, kind):
+    try:
+        if kind == "sleep":
+            time.sleep(60)
+        elif kind == "socket":
+            a, b = socket.socketpair()
+            a.recv(1)
+        else:
+            import requests
+            requests.get(URL)
+    finally:
+        say(f"finally {i}")
+
+async def main(to_thread):
+    announce_when_blocked(2)
+    await asyncio.gather(*(to_thread(worker, i, KIND) for i in range(2)))
+"""
+
+
+def _interrupt(code: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    fd, script = tempfile.mkstemp(suffix=".py", prefix="tp-to-thread-")
+    with os.fdopen(fd, "w") as f:
+        f.write(code)
+    env = dict(os.environ)
+    env.pop("THREADPATCH_AUTOPATCH", None)
+    env["PYTHONFAULTHANDLER"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "threadpatch", *args, script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if first.strip() != "READY":
+            proc.kill()
+            out, err = proc.communicate(timeout=10)
+            pytest.fail(f"child did not get ready: {first!r} {out!r} {err!r}")
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack
+            out, err = proc.communicate(timeout=10)
+            pytest.fail(f"the program hung after Ctrl-C: {out!r}\n{err}")
+    finally:
+        proc.kill()
+        os.unlink(script)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sleep", "socket", "requests"])
+@pytest.mark.parametrize("route", ["threadpatch.to_thread", "asyncio.to_thread"])
+def test_ctrl_c_in_asyncio_run_stops_the_threads(route: str, kind: str) -> None:
+    # asyncio.to_thread under the asyncio set alone (without asyncio_runner,
+    # whose Runner.close would cancel a default executor's threads anyway).
+    args = ["--asyncio", "--no-asyncio_runner"] if route == "asyncio.to_thread" else []
+    code = CTRL_C_PRELUDE + f"KIND = {kind!r}\nasyncio.run(main({route}))\n"
+    t0 = time.monotonic()
+    result = _interrupt(code, args)
+    assert {"finally 0", "finally 1"} <= set(result.stdout.splitlines()), result.stderr
+    assert result.returncode == -signal.SIGINT, result.stderr
+    assert "KeyboardInterrupt" in result.stderr
+    assert time.monotonic() - t0 < 9  # bounded well inside communicate()'s timeout
+
+
+def test_shutdown_idle_workers_ends_them() -> None:
+    async def main() -> Any:
+        return await asyncio.gather(*(threadpatch.to_thread(int, "1") for _ in range(3)))
+
+    asyncio.run(main())
+    assert _bridges._pool.count >= 1
+    threadpatch.shutdown_idle_workers()
+    assert _bridges._pool.count == 0
+    assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]

@@ -25,7 +25,7 @@ import sniffio
 
 import threadpatch
 from tests.servers import SilentServer, fd_count
-from threadpatch import _bridges, _core
+from threadpatch import _bridges, _core, _workers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,7 +40,7 @@ _var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unse
 def _workers_end() -> Iterator[None]:
     yield
     threadpatch.shutdown_idle_workers()
-    assert _bridges._pool.count == 0, "a worker is still busy after its test"
+    assert _workers.pool.count == 0, "a worker is still busy after its test"
 
 
 def _busy_workers() -> list[_core.ThreadState]:
@@ -247,7 +247,7 @@ def test_requests_to_a_stalled_server_cancelled_by_task_cancel_and_by_timeout() 
 def test_queued_job_cancelled_never_runs_and_the_pool_is_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_bridges, "MAX_WORKERS", 2)
+    monkeypatch.setattr(_workers, "MAX_WORKERS", 2)
     ran: list[int] = []
     release = threadpatch.Event()
 
@@ -259,8 +259,8 @@ def test_queued_job_cancelled_never_runs_and_the_pool_is_bounded(
     async def main() -> None:
         tasks = [asyncio.ensure_future(threadpatch.to_thread(job, i)) for i in range(4)]
         await _asyncio_until(lambda: len(_busy_workers()) == 2)
-        assert _bridges._pool.count == 2
-        assert len(_bridges._pool.queue) == 2
+        assert _workers.pool.count == 2
+        assert len(_workers.pool.queue) == 2
         tasks[3].cancel()
         with pytest.raises(asyncio.CancelledError):
             await tasks[3]
@@ -284,7 +284,7 @@ def test_workers_are_reused_and_a_cancelled_one_is_replaced() -> None:
 
     asyncio.run(main())
     threadpatch.shutdown_idle_workers()
-    assert _bridges._pool.count == 0
+    assert _workers.pool.count == 0
     assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
 
 
@@ -757,7 +757,7 @@ def test_shutdown_idle_workers_ends_them() -> None:
         return await asyncio.gather(*(threadpatch.to_thread(int, "1") for _ in range(3)))
 
     asyncio.run(main())
-    assert _bridges._pool.count >= 1
+    assert _workers.pool.count >= 1
     threadpatch.shutdown_idle_workers()
-    assert _bridges._pool.count == 0
+    assert _workers.pool.count == 0
     assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]

@@ -35,38 +35,27 @@ resumes only when the future is done; this future is done once the thread
 has stopped.  On trio the task waits in ``wait_task_rescheduled``, whose abort
 function cancels the thread and lets the worker reschedule the task.
 
-Workers are daemon threads that wait for the next job for up to
-:data:`IDLE_SECONDS`; at most :data:`MAX_WORKERS` run at once and further jobs
-queue (a queued job cancelled never starts).  Cancellation is sticky for a
-thread, so a worker whose job was cancelled does not take another one: it
-leaves, and the pool starts a fresh worker when work is waiting.
-:func:`shutdown_idle_workers` ends the idle ones now (for tests that check
-for leftover threads).
+The worker threads are :mod:`threadpatch._workers`' bounded pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import math
-import os
-import threading
-from collections import deque
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sniffio
 
-from . import _asyncio, _core
+from . import _asyncio, _core, _workers
 from ._core import _natives
+from ._workers import DONE, Job, shutdown_idle_workers
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
 
 __all__ = [
-    "IDLE_SECONDS",
-    "MAX_WORKERS",
     "from_thread",
     "run_in_executor",
     "shutdown_idle_workers",
@@ -78,279 +67,8 @@ __all__ = [
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: How long an idle worker waits for the next job before it ends.
-IDLE_SECONDS = 10.0
-#: Most worker threads running at once (trio's default thread limit).
-MAX_WORKERS = 40
-
 _monotonic = _natives.monotonic
 _INF = math.inf
-_QUEUED, _RUNNING, _DONE = 0, 1, 2
-
-
-class _Job:
-    """One call handed to a worker, and its outcome."""
-
-    __slots__ = (
-        "args",
-        "context",
-        "deadline",
-        "error",
-        "expired",
-        "func",
-        "kind",
-        "kwargs",
-        "loop",
-        "notify",
-        "status",
-        "value",
-        "worker",
-    )
-
-    def __init__(
-        self,
-        func: Callable[..., object],
-        args: tuple[object, ...],
-        kwargs: dict[str, object],
-        deadline: float,
-        kind: str,
-        loop: object,
-    ) -> None:
-        self.func: Callable[..., object] | None = func
-        self.args = args
-        self.kwargs = kwargs
-        self.deadline = deadline  # on time.monotonic(); inf: none
-        self.kind = kind  # "asyncio" or "trio": where from_thread goes
-        self.loop = loop  # the asyncio loop, or the trio token
-        context = contextvars.copy_context()
-        # sniffio must not think the worker runs inside the event loop.
-        context.run(sniffio.current_async_library_cvar.set, None)
-        self.context = context
-        self.notify: Callable[[], object] = _nothing
-        self.status = _QUEUED
-        self.worker: _Worker | None = None
-        self.value: object = None
-        self.error: BaseException | None = None
-        self.expired = False
-
-    def run(self) -> None:
-        func = self.func
-        assert func is not None
-        try:
-            if self.deadline == _INF:
-                self.value = self.context.run(func, *self.args, **self.kwargs)
-            else:
-                seconds = max(0.0, self.deadline - _monotonic())
-                with _core.ignore_after(seconds) as scope:
-                    self.value = self.context.run(func, *self.args, **self.kwargs)
-                self.expired = scope.expired
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.func = None
-            self.args = ()
-            self.kwargs = {}
-
-
-def _nothing() -> None:
-    pass
-
-
-class _Worker:
-    """A pool thread: runs jobs until cancelled, retired, or idle too long."""
-
-    __slots__ = ("cancel_pending", "job", "retire", "state", "thread")
-
-    def __init__(self, job: _Job) -> None:
-        self.job: _Job | None = job
-        self.retire = False
-        self.cancel_pending = False
-        self.state: _core.ThreadState | None = None
-        self.thread: _core.Thread[None] | None = None
-
-
-_local = threading.local()  # .job: the job this worker thread runs
-
-
-class _Pool:
-    """The worker threads of ``to_thread`` (one per process)."""
-
-    def __init__(self) -> None:
-        self.lock = _natives.allocate_lock()
-        self.idle: list[_Worker] = []  # last in, first out: the warmest first
-        self.queue: deque[_Job] = deque()
-        self.count = 0  # live workers, busy or idle
-        self.workers: set[_Worker] = set()
-
-    def submit(self, job: _Job) -> None:
-        with self.lock:
-            if self.idle:
-                worker = self.idle.pop()
-                job.status = _RUNNING
-                job.worker = worker
-                worker.job = job
-                state = worker.state
-                assert state is not None
-                state.unpark()
-                return
-            if self.count >= MAX_WORKERS:
-                self.queue.append(job)
-                return
-            self.count += 1
-            job.status = _RUNNING
-        self._start(job)
-
-    def _start(self, job: _Job) -> None:
-        worker = _Worker(job)
-        job.worker = worker
-        try:
-            # A cancelled worker starts its replacement: starting a thread
-            # waits (briefly) for it to come up, which must not raise here.
-            with _core.shield():
-                worker.thread = _core.spawn(
-                    self._work, worker, daemon=True, name="threadpatch.to_thread"
-                )
-        except BaseException:
-            with self.lock:
-                self.count -= 1
-            raise
-
-    def cancel(self, job: _Job) -> bool:
-        """Cancel ``job``; True if it never started (it never will, nor notify)."""
-        with self.lock:
-            if job.status == _QUEUED:
-                self.queue.remove(job)
-                job.status = _DONE
-                return True
-            if job.status == _RUNNING:
-                worker = job.worker
-                assert worker is not None
-                if worker.state is None:  # its thread is starting: it looks on arrival
-                    worker.cancel_pending = True
-                else:
-                    worker.state.request_cancel()
-        return False
-
-    def _work(self, worker: _Worker) -> None:
-        me = _core.current_state()
-        with self.lock:
-            worker.state = me
-            self.workers.add(worker)
-            if worker.cancel_pending:
-                me.request_cancel()
-        job = worker.job
-        try:
-            while job is not None:
-                _local.job = job
-                job.run()
-                _local.job = None
-                replacement = None
-                with self.lock:
-                    job.status = _DONE
-                    job.worker = None
-                    worker.job = None
-                    if me.cancel_requested:  # sticky: this thread takes no more work
-                        self.count -= 1
-                        self.workers.discard(worker)
-                        if self.queue:
-                            replacement = self.queue.popleft()
-                            replacement.status = _RUNNING
-                            self.count += 1
-                        leaving = True
-                    elif self.queue:
-                        leaving = False
-                        worker.job = self.queue.popleft()
-                        worker.job.status = _RUNNING
-                        worker.job.worker = worker
-                    else:
-                        leaving = False
-                        self.idle.append(worker)
-                notify, job.notify = job.notify, _nothing
-                notify()
-                del job, notify
-                if replacement is not None:
-                    self._start(replacement)
-                if leaving:
-                    return
-                job = worker.job or self._wait_for_job(worker)
-        finally:
-            _local.job = None
-
-    def _wait_for_job(self, worker: _Worker) -> _Job | None:
-        """Park idle; the next job, or None when it is time to leave."""
-        deadline = _monotonic() + IDLE_SECONDS
-        try:
-            _core.wait_until(
-                lambda: worker.job is not None or worker.retire,
-                deadline,
-                ("to_thread idle", self),
-                worker.state,
-            )
-        except BaseException:
-            self._leave(worker)  # cancelled while idle (Ctrl-C): hand its job on
-            raise
-        with self.lock:
-            if worker.job is not None:
-                return worker.job
-            if not worker.retire:  # idle too long
-                self.idle.remove(worker)
-                self.workers.discard(worker)
-                self.count -= 1
-        return None
-
-    def _leave(self, worker: _Worker) -> None:
-        replacement = None
-        with self.lock:
-            if not worker.retire:  # shutdown_idle() has forgotten a retired one
-                if worker in self.idle:
-                    self.idle.remove(worker)
-                self.workers.discard(worker)
-                self.count -= 1
-            replacement, worker.job = worker.job, None
-            if replacement is not None:  # given a job as the wait ended: another runs it
-                self.count += 1
-        if replacement is not None:
-            self._start(replacement)
-
-    def shutdown_idle(self, timeout: float | None) -> None:
-        with self.lock:
-            idle, self.idle = self.idle, []
-            for worker in idle:
-                worker.retire = True
-                self.workers.discard(worker)
-                self.count -= 1
-                state = worker.state
-                assert state is not None
-                state.unpark()
-        deadline = _core.deadline_after(timeout)
-        for worker in idle:
-            thread = worker.thread
-            if thread is not None:
-                thread.wait(None if deadline == _INF else max(0.0, deadline - _monotonic()))
-
-    def reset_after_fork(self) -> None:
-        self.__init__()  # type: ignore[misc]  # the workers do not exist in the child
-
-
-_pool = _Pool()
-
-
-def shutdown_idle_workers(timeout: float | None = 5.0) -> None:
-    """End the idle worker threads of :func:`to_thread` now, and wait for them.
-
-    Idle workers end by themselves after :data:`IDLE_SECONDS`; a test that
-    checks for threads it left behind calls this first.  Busy workers are
-    not affected.
-
-    Cancellation:
-        The wait ends; the workers still end.
-    """
-    _pool.shutdown_idle(timeout)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_pool.reset_after_fork)
-
 
 # -- to_thread -------------------------------------------------------------------
 
@@ -411,7 +129,7 @@ def _check_callable(func: object) -> None:
         raise TypeError(f"to_thread() needs a callable, got {type(func).__name__}: {func!r}")
 
 
-def _outcome(job: _Job) -> object:
+def _outcome(job: Job) -> object:
     """The job's result, or raise its exception (or the timeout of the deadline it hit)."""
     error, job.error = job.error, None
     if error is not None:
@@ -438,7 +156,7 @@ class _ThreadFuture(asyncio.Future[Any]):
     ``cancelled()`` becomes True only when the thread has stopped.
     """
 
-    _job: _Job | None
+    _job: Job | None
     _when: float
     _explicit: bool
     _cancel_requested: bool
@@ -448,7 +166,7 @@ class _ThreadFuture(asyncio.Future[Any]):
         if self.done():
             return False
         job = self._job
-        if job is None or _pool.cancel(job) or job.status == _DONE:
+        if job is None or _workers.cancel(job) or job.status == DONE:
             self._job = None  # never started, or has stopped: cancelled now
             return super().cancel(msg)
         self._cancel_requested = True
@@ -488,6 +206,7 @@ def _asyncio_start(
     args: tuple[object, ...],
     kwargs: dict[str, object],
     loop: asyncio.AbstractEventLoop | None = None,
+    copy_context: bool = True,
 ) -> _ThreadFuture:
     """Submit the job for the loop's current task (the running loop's by default); its future."""
     _check_callable(func)
@@ -495,7 +214,7 @@ def _asyncio_start(
         loop = asyncio.get_running_loop()
     when = _asyncio.task_deadline(loop, asyncio.current_task(loop))
     task_deadline = _INF if when == _INF else _monotonic() + (when - loop.time())
-    job = _Job(func, args, kwargs, min(deadline, task_deadline), "asyncio", loop)
+    job = Job(func, args, kwargs, min(deadline, task_deadline), "asyncio", loop, copy_context)
     future = _ThreadFuture(loop=loop)
     future._job = job
     future._when = when
@@ -510,7 +229,7 @@ def _asyncio_start(
             call_soon(finish)
 
     job.notify = notify
-    _pool.submit(job)
+    _workers.submit(job)
     return future
 
 
@@ -541,7 +260,7 @@ def run_in_executor(
         return _original_run_in_executor(self, executor, func, *args)
     if self.is_closed():
         raise RuntimeError("Event loop is closed")
-    return _asyncio_start(_INF, func, args, {}, self)
+    return _asyncio_start(_INF, func, args, {}, self, copy_context=False)
 
 
 # -- trio ------------------------------------------------------------------------
@@ -565,7 +284,7 @@ async def _trio_to_thread(
     else:
         task_deadline = _monotonic() + (trio_deadline - trio.current_time())
     explicit = deadline < task_deadline
-    job = _Job(func, args, kwargs, min(deadline, task_deadline), "trio", token)
+    job = Job(func, args, kwargs, min(deadline, task_deadline), "trio", token)
     run_sync_soon = token.run_sync_soon
     reschedule = trio.lowlevel.reschedule
 
@@ -577,12 +296,12 @@ async def _trio_to_thread(
     raise_cancel: list[Callable[[], object]] = []
 
     def abort(how: Callable[[], object]) -> trio.lowlevel.Abort:
-        if _pool.cancel(job):
+        if _workers.cancel(job):
             return trio.lowlevel.Abort.SUCCEEDED  # it never started
         raise_cancel.append(how)
         return trio.lowlevel.Abort.FAILED  # the worker reschedules us once stopped
 
-    _pool.submit(job)
+    _workers.submit(job)
     await trio.lowlevel.wait_task_rescheduled(abort)
     if raise_cancel:
         raise_cancel[0]()  # the loop's own cancellation (or its KeyboardInterrupt)
@@ -640,7 +359,7 @@ def from_thread(async_fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs:
     """
     if _core.is_hub_thread():
         raise RuntimeError("from_thread() blocks: it cannot be called in the threadpatch hub")
-    job: _Job | None = getattr(_local, "job", None)
+    job = _workers.current_job()
     call = _Call(_core.current_state())
     fn = functools.partial(async_fn, *args, **kwargs)
     if job is None:

@@ -12,12 +12,14 @@ import asyncio
 import contextvars
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -699,6 +701,22 @@ def worker(i, kind):
 async def main(to_thread):
     announce_when_blocked(2)
     await asyncio.gather(*(to_thread(worker, i, KIND) for i in range(2)))
+
+async def trio_nursery():
+    import trio
+    announce_when_blocked(2)
+    async with trio.open_nursery() as nursery:
+        for i in range(2):
+            nursery.start_soon(threadpatch.to_thread, worker, i, KIND)
+
+def trio_main():
+    import trio
+    try:
+        trio.run(trio_nursery)
+    except BaseExceptionGroup as group:  # trio's nursery wraps the KeyboardInterrupt
+        if group.subgroup(KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from None
+        raise
 """
 
 
@@ -738,12 +756,13 @@ def _interrupt(code: str, args: list[str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sleep", "socket", "requests"])
-@pytest.mark.parametrize("route", ["threadpatch.to_thread", "asyncio.to_thread"])
-def test_ctrl_c_in_asyncio_run_stops_the_threads(route: str, kind: str) -> None:
+@pytest.mark.parametrize("route", ["threadpatch.to_thread", "asyncio.to_thread", "trio"])
+def test_ctrl_c_in_asyncio_run_and_trio_run_stops_the_threads(route: str, kind: str) -> None:
     # asyncio.to_thread under the asyncio set alone (without asyncio_runner,
     # whose Runner.close would cancel a default executor's threads anyway).
     args = ["--asyncio", "--no-asyncio_runner"] if route == "asyncio.to_thread" else []
-    code = CTRL_C_PRELUDE + f"KIND = {kind!r}\nasyncio.run(main({route}))\n"
+    run = "trio_main()" if route == "trio" else f"asyncio.run(main({route}))"
+    code = CTRL_C_PRELUDE + f"KIND = {kind!r}\n{run}\n"
     t0 = time.monotonic()
     result = _interrupt(code, args)
     assert {"finally 0", "finally 1"} <= set(result.stdout.splitlines()), result.stderr
@@ -761,3 +780,24 @@ def test_shutdown_idle_workers_ends_them() -> None:
     threadpatch.shutdown_idle_workers()
     assert _workers.pool.count == 0
     assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
+
+
+# -- the guide's examples ------------------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide" / "async-bridges.md"
+
+
+def _guide_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(_guide_blocks())))
+def test_the_guides_examples_run(index: int) -> None:
+    code = _guide_blocks()[index]
+    env = {k: v for k, v in os.environ.items() if k != "THREADPATCH_AUTOPATCH"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "every example prints what happened"

@@ -658,6 +658,47 @@ def test_curio_coroutine_errors_reach_the_thread() -> None:
         threadpatch.from_thread(fail)
 
 
+def test_curio_needs_a_coroutine_function_and_the_hub_survives() -> None:
+    with pytest.raises(TypeError, match="coroutine function"):
+        threadpatch.from_thread(len, "abc")  # type: ignore[arg-type]
+    assert _core.get_hub().running
+    assert threadpatch.timeout_after(5, threadpatch.sleep, 0) is None
+
+
+def test_hub_run_coroutine_and_cancel_coroutine() -> None:
+    import curio
+
+    hub = _core.get_hub()
+    outcomes: list[tuple[object, object, bool]] = []
+    done = threading.Event()
+
+    def on_done(value: object, error: BaseException | None, cancelled: bool) -> None:
+        outcomes.append((value, type(error).__name__ if error else None, cancelled))
+        done.set()
+
+    async def value() -> int:
+        return 42
+
+    async def fail() -> None:
+        raise OSError("in the kernel")
+
+    async def forever() -> None:
+        await curio.sleep(600)
+
+    for coro_fn in (value, fail):
+        done.clear()
+        hub.run_coroutine(coro_fn(), on_done)
+        assert done.wait(TIMEOUT)
+    done.clear()
+    handle = hub.run_coroutine(forever(), on_done)
+    hub.cancel_coroutine(handle)
+    assert done.wait(TIMEOUT)
+    hub.cancel_coroutine(handle)  # once it has ended: a no-op
+    hub.sync()
+    assert outcomes == [(42, None, False), (None, "OSError", False), (None, None, True)]
+    assert hub.running
+
+
 # -- Ctrl-C -----------------------------------------------------------------------------
 
 CTRL_C_PRELUDE = """

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import math
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -53,7 +54,7 @@ from ._core import _natives
 from ._workers import DONE, Job, shutdown_idle_workers
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine
+    from collections.abc import Awaitable, Callable
 
 __all__ = [
     "from_thread",
@@ -492,7 +493,12 @@ def _trio_call_stop(call: _Call) -> None:
 
 
 def _curio_start(call: _Call, target: Any, fn: Callable[[], Awaitable[object]]) -> None:
-    coro: Coroutine[Any, Any, object] = fn()  # type: ignore[assignment]
+    coro = fn()
+    if not inspect.iscoroutine(coro):
+        raise TypeError(
+            f"from_thread() needs a coroutine function; {fn.func!r} returned "  # type: ignore[attr-defined]
+            f"{type(coro).__name__}, not a coroutine"
+        )
 
     def on_done(value: object, error: BaseException | None, cancelled: bool) -> None:
         call.value, call.error, call.cancelled = value, error, cancelled

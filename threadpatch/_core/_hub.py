@@ -251,7 +251,10 @@ class Hub:
                     handle.coro.close()
                     handle.on_done(None, None, True)
                 else:
-                    handle.task = await curio.spawn(self._run_coroutine, handle, daemon=True)
+                    try:
+                        handle.task = await curio.spawn(self._run_coroutine, handle, daemon=True)
+                    except Exception as exc:  # never the kernel's failure: the caller's
+                        handle.on_done(None, exc, False)
             elif handle.task is not None and not handle.task.terminated:
                 await handle.task.cancel(blocking=False)
 

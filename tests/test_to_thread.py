@@ -189,13 +189,13 @@ def test_asyncio_the_thread_sees_the_tasks_deadline() -> None:
                 seen = await threadpatch.to_thread(_thread_deadline)
                 when = inner.when()
                 assert when is not None
-                assert abs(seen - when) < 0.01  # the same clock: only arithmetic apart
+                assert abs(seen - when) < 1  # one clock; the deadlines are minutes apart
                 inner.reschedule(loop.time() + 900)
                 seen = await threadpatch.to_thread(_thread_deadline)
-                assert abs(seen - (outer.when() or 0)) < 0.01  # the earlier one wins
+                assert abs(seen - (outer.when() or 0)) < 1  # the earlier one wins
         soon = time.monotonic() + 100
         seen = await threadpatch.to_thread_until(soon, _thread_deadline)
-        assert abs(seen - soon) < 0.01
+        assert abs(seen - soon) < 1
 
     asyncio.run(main())
 
@@ -510,7 +510,7 @@ def test_trio_the_thread_sees_the_tasks_deadline() -> None:
         with trio.move_on_after(300):
             expected = time.monotonic() + (trio.current_effective_deadline() - trio.current_time())
             seen = await threadpatch.to_thread(_thread_deadline)
-            assert abs(seen - expected) < 0.01
+            assert abs(seen - expected) < 1
 
     trio.run(main)
 

@@ -180,6 +180,22 @@ def test_asyncio_timeout_expires_in_the_thread() -> None:
     asyncio.run(main())
 
 
+def test_asyncio_deadline_expires_in_the_thread_while_the_loop_is_busy() -> None:
+    # The loop is blocked past the deadline: only the thread's own deadline can
+    # stop the call; the task still ends by its asyncio.timeout.
+    log: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                loop.call_soon(_core._natives.sleep, 0.3)
+                await threadpatch.to_thread(_blocked, log)
+        assert log == ["DeadlineExpired", "finally"]
+
+    asyncio.run(main())
+
+
 def test_asyncio_the_thread_sees_the_tasks_deadline() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -500,6 +516,20 @@ def test_trio_move_on_after_expires_in_the_thread() -> None:
         assert scope.cancelled_caught
         assert log[-1] == "finally"
         assert log[0] in ("DeadlineExpired", "ThreadCancelled")
+
+    trio.run(main)
+
+
+def test_trio_deadline_expires_in_the_thread_while_the_loop_is_busy() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        token = trio.lowlevel.current_trio_token()
+        with trio.move_on_after(0.05) as scope:
+            token.run_sync_soon(_core._natives.sleep, 0.3)
+            await threadpatch.to_thread(_blocked, log)
+        assert scope.cancelled_caught
+        assert log == ["DeadlineExpired", "finally"]
 
     trio.run(main)
 

@@ -853,6 +853,29 @@ def test_shutdown_idle_workers_ends_them() -> None:
     assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
 
 
+def test_pytest_plugin_ends_idle_workers_quietly_and_reports_busy_ones(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("""
+        import asyncio, pytest, threadpatch
+
+        @pytest.mark.threadpatch
+        def test_idle_workers_are_no_leak():
+            assert asyncio.run(threadpatch.to_thread(int, "3")) == 3
+
+        @pytest.mark.threadpatch
+        def test_a_call_left_running_is():
+            async def main():
+                asyncio.get_running_loop().run_in_executor(None, threadpatch.sleep, 60)
+            with threadpatch.patched(asyncio=True):
+                asyncio.run(main())
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["*ThreadLeakWarning*test_a_call_left_running_is*to_thread*"])
+    assert "test_idle_workers_are_no_leak left" not in result.stdout.str()
+
+
 # -- the guide's examples ------------------------------------------------------------
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide" / "async-bridges.md"

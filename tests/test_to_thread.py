@@ -216,6 +216,22 @@ def test_asyncio_the_thread_sees_the_tasks_deadline() -> None:
     asyncio.run(main())
 
 
+def test_asyncio_deadline_lookup_limits() -> None:
+    from threadpatch import _asyncio
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(300):
+            other = asyncio.ensure_future(threadpatch.to_thread(_thread_deadline))
+            assert await other == math.inf  # another task's timeout is not its own
+            handles = [loop.call_later(1000, int) for _ in range(_asyncio.SCAN_LIMIT)]
+            assert await threadpatch.to_thread(_thread_deadline) == math.inf  # too many to look
+            for handle in handles:
+                handle.cancel()
+
+    asyncio.run(main())
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="wait_for uses asyncio.timeout on 3.12+")
 def test_asyncio_wait_for_deadline_is_seen() -> None:
     async def main() -> None:

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -472,6 +473,19 @@ def test_patched_asyncio_calls_cancel_their_thread(route: str) -> None:
 
     with threadpatch.patched(asyncio=True):
         asyncio.run(main())
+
+
+def test_patched_run_in_executor_serves_the_loops_own_calls() -> None:
+    # asyncio's getaddrinfo (and sendfile's fallback, ...) go through run_in_executor(None).
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+        assert loop._default_executor is None  # type: ignore[attr-defined]
+        return infos
+
+    with threadpatch.patched(asyncio=True):
+        infos = asyncio.run(main())
+    assert infos[0][4] == ("127.0.0.1", 80)
 
 
 def test_patched_run_in_executor_keeps_an_explicit_executor() -> None:

@@ -268,7 +268,7 @@ class _Pool:
             _core.wait_until(
                 lambda: worker.job is not None or worker.retire,
                 deadline,
-                ("to_thread idle", self),
+                ("to_thread idle", None),
                 worker.state,
             )
         except BaseException:

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -321,6 +322,44 @@ def test_workers_are_reused_and_a_cancelled_one_is_replaced() -> None:
     threadpatch.shutdown_idle_workers()
     assert _workers.pool.count == 0
     assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
+
+
+def test_idle_workers_end_after_idle_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_workers, "IDLE_SECONDS", 0.01)
+    asyncio.run(threadpatch.to_thread(int))
+    deadline = time.monotonic() + TIMEOUT
+    while _workers.pool.count and time.monotonic() < deadline:
+        _core._natives.sleep(0.001)
+    assert _workers.pool.count == 0
+
+
+def test_an_idle_worker_cancelled_leaves_the_pool_and_the_pool_goes_on() -> None:
+    asyncio.run(threadpatch.to_thread(int))
+    (idle,) = [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
+    assert threadpatch.cancel(idle, timeout=TIMEOUT)
+    assert _workers.pool.count == 0
+    assert asyncio.run(threadpatch.to_thread(int, "8")) == 8
+
+
+def test_to_thread_in_a_forked_child() -> None:
+    code = textwrap.dedent("""
+        import asyncio, os, threadpatch
+        assert asyncio.run(threadpatch.to_thread(int, "1")) == 1   # a worker now idles
+        pid = os.fork()
+        if pid == 0:
+            code = 0 if asyncio.run(threadpatch.to_thread(int, "2")) == 2 else 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        print("ok")
+    """)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_to_thread_outside_an_event_loop_is_an_error() -> None:

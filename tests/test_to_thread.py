@@ -527,6 +527,25 @@ def test_patched_run_in_executor_serves_the_loops_own_calls() -> None:
     assert infos[0][4] == ("127.0.0.1", 80)
 
 
+def test_asyncio_run_waits_for_a_run_in_executor_call_nobody_awaited() -> None:
+    # As asyncio.run() waits for its default executor's threads: the call finishes.
+    release = threadpatch.Event()
+    finished: list[str] = []
+
+    def call() -> None:
+        release.wait(TIMEOUT)
+        finished.append("finished")
+
+    async def main() -> None:
+        asyncio.get_running_loop().run_in_executor(None, call)
+        await _asyncio_until(_busy_workers)
+        asyncio.get_running_loop().call_soon(release.set)
+
+    with threadpatch.patched(asyncio=True):
+        asyncio.run(main())
+    assert finished == ["finished"]
+
+
 def test_patched_run_in_executor_keeps_an_explicit_executor() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -842,6 +861,13 @@ async def main(to_thread):
     announce_when_blocked(2)
     await asyncio.gather(*(to_thread(worker, i, KIND) for i in range(2)))
 
+async def forget(n):
+    loop = asyncio.get_running_loop()
+    for i in range(n):
+        loop.run_in_executor(None, worker, i, KIND)   # nobody awaits them
+    announce_when_blocked(n)
+    await asyncio.sleep(3600)
+
 async def trio_nursery():
     import trio
     announce_when_blocked(2)
@@ -896,12 +922,29 @@ def _interrupt(code: str, args: list[str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sleep", "socket", "requests"])
-@pytest.mark.parametrize("route", ["threadpatch.to_thread", "asyncio.to_thread", "trio"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "threadpatch.to_thread",
+        "asyncio.to_thread",
+        "run_in_executor",
+        "run_in_executor alone",
+        "trio",
+    ],
+)
 def test_ctrl_c_in_asyncio_run_and_trio_run_stops_the_threads(route: str, kind: str) -> None:
-    # asyncio.to_thread under the asyncio set alone (without asyncio_runner,
-    # whose Runner.close would cancel a default executor's threads anyway).
-    args = ["--asyncio", "--no-asyncio_runner"] if route == "asyncio.to_thread" else []
-    run = "trio_main()" if route == "trio" else f"asyncio.run(main({route}))"
+    # The asyncio set alone (without asyncio_runner, whose Runner.close would
+    # cancel a default executor's threads anyway), and with it.
+    args = {
+        "asyncio.to_thread": ["--asyncio", "--no-asyncio_runner"],
+        "run_in_executor": ["--asyncio"],
+        "run_in_executor alone": ["--asyncio", "--no-asyncio_runner"],
+    }.get(route, [])
+    run = {
+        "trio": "trio_main()",
+        "run_in_executor": "asyncio.run(forget(2))",
+        "run_in_executor alone": "asyncio.run(forget(2))",
+    }.get(route, f"asyncio.run(main({route}))")
     code = CTRL_C_PRELUDE + f"KIND = {kind!r}\n{run}\n"
     t0 = time.monotonic()
     result = _interrupt(code, args)

@@ -36,10 +36,12 @@ import asyncio.runners
 import asyncio.timeouts
 import math
 import sys
+import weakref
+from typing import Any
 
 from . import _core
 
-__all__ = ["SCAN_LIMIT", "runner_close", "task_deadline"]
+__all__ = ["SCAN_LIMIT", "pending_calls", "runner_close", "task_deadline", "track_call"]
 
 _original_close = asyncio.runners.Runner.close
 _on_timeout = asyncio.timeouts.Timeout._on_timeout  # type: ignore[attr-defined]
@@ -47,6 +49,30 @@ _ENTERED = asyncio.timeouts._State.ENTERED  # type: ignore[attr-defined]
 
 #: Largest heap of scheduled handles :func:`task_deadline` looks through.
 SCAN_LIMIT = 2000
+
+
+#: Per loop, the futures of ``run_in_executor(None, ...)`` calls that the
+#: ``asyncio`` patch set runs in threadpatch's workers and that have not ended:
+#: the loop's ``shutdown_default_executor()`` waits for them, as it waits for
+#: its executor's threads (the workers are daemon threads).
+_calls: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Future[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def track_call(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+    """Count ``future`` (a ``run_in_executor`` call) as the loop's until it is done."""
+    calls = _calls.get(loop)
+    if calls is None:
+        calls = _calls[loop] = set()
+    calls.add(future)
+    future.add_done_callback(calls.discard)
+
+
+def pending_calls(loop: asyncio.AbstractEventLoop | None) -> list[asyncio.Future[Any]]:
+    """The tracked calls of ``loop`` still running."""
+    calls = _calls.get(loop) if loop is not None else None
+    return [f for f in calls if not f.done()] if calls else []
 
 
 def runner_close(self: asyncio.runners.Runner) -> None:
@@ -60,6 +86,9 @@ def runner_close(self: asyncio.runners.Runner) -> None:
         for thread in list(getattr(executor, "_threads", ())):
             if thread.is_alive():
                 _core.cancel(thread, blocking=False)
+    if interrupted:
+        for future in pending_calls(loop):
+            future.cancel()  # the call's thread; the future ends once it has stopped
     _original_close(self)
 
 

@@ -45,6 +45,8 @@ import contextlib
 import functools
 import inspect
 import math
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sniffio
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "from_thread",
     "run_in_executor",
+    "shutdown_default_executor",
     "shutdown_idle_workers",
     "to_thread",
     "to_thread_asyncio",
@@ -261,7 +264,38 @@ def run_in_executor(
         return _original_run_in_executor(self, executor, func, *args)
     if self.is_closed():
         raise RuntimeError("Event loop is closed")
-    return _asyncio_start(_INF, func, args, {}, self, copy_context=False)
+    future = _asyncio_start(_INF, func, args, {}, self, copy_context=False)
+    _asyncio.track_call(self, future)
+    return future
+
+
+_original_shutdown_default_executor = asyncio.base_events.BaseEventLoop.shutdown_default_executor
+
+
+async def shutdown_default_executor(
+    self: asyncio.base_events.BaseEventLoop, *args: Any, **kwargs: Any
+) -> None:
+    """``loop.shutdown_default_executor``; first wait for the calls :func:`run_in_executor` ran.
+
+    As the standard method waits for the default executor's threads (the end
+    of ``asyncio.run()``), this waits for the ``run_in_executor(None, ...)``
+    calls still running in threadpatch's workers, up to the same ``timeout``
+    (3.12+); during a Ctrl-C it cancels them first.
+    """
+    calls = _asyncio.pending_calls(self)
+    if calls:
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            for future in calls:
+                future.cancel()
+        timeout = args[0] if args else kwargs.get("timeout")
+        _, late = await asyncio.wait(calls, timeout=timeout)
+        if late:
+            warnings.warn(
+                f"{len(late)} run_in_executor() call(s) still running after {timeout} s",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    await _original_shutdown_default_executor(self, *args, **kwargs)
 
 
 # -- trio ------------------------------------------------------------------------

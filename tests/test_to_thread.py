@@ -979,8 +979,10 @@ def test_pytest_plugin_ends_idle_workers_quietly_and_reports_busy_ones(
         def test_a_call_left_running_is():
             async def main():
                 asyncio.get_running_loop().run_in_executor(None, threadpatch.sleep, 60)
+            loop = asyncio.new_event_loop()
             with threadpatch.patched(asyncio=True):
-                asyncio.run(main())
+                loop.run_until_complete(main())
+            loop.close()  # without shutdown_default_executor(): the call goes on
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, warnings=1)

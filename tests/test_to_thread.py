@@ -256,6 +256,15 @@ def test_to_thread_until_raises_thread_timeout() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize(("deadline", "error"), [("soon", TypeError), (math.nan, ValueError)])
+def test_to_thread_until_checks_its_deadline(deadline: Any, error: type[Exception]) -> None:
+    async def main() -> None:
+        await threadpatch.to_thread_until(deadline, int)
+
+    with pytest.raises(error, match="deadline"):
+        asyncio.run(main())
+
+
 def test_requests_to_a_stalled_server_cancelled_by_task_cancel_and_by_timeout() -> None:
     requests = pytest.importorskip("requests")
     fds = fd_count()

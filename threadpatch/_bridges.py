@@ -113,7 +113,12 @@ async def to_thread_until(
         ThreadTimeout: ``deadline`` passed while the call was blocked (when
             the task's deadline is the earlier, the loop's cancellation is
             raised instead).
+        TypeError, ValueError: ``deadline`` is not a number, or is NaN.
     """
+    if not isinstance(deadline, int | float) or isinstance(deadline, bool):
+        raise TypeError(f"deadline must be a number (time.monotonic()), not {deadline!r}")
+    if math.isnan(deadline):
+        raise ValueError("deadline must be a number (time.monotonic()), not NaN")
     try:
         library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:

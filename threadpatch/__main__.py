@@ -20,6 +20,7 @@ import os
 import sys
 
 from ._patching import FLAGS, patch_all
+from .patches import OFF_BY_DEFAULT
 
 USAGE = """\
 usage: python -m threadpatch [--no-FLAG | --FLAG ...] script.py [args ...]
@@ -32,7 +33,8 @@ cancellation points.  `monitor PATH` shows the threads of a process started
 with THREADPATCH_MONITOR=PATH (see `python -m threadpatch monitor --help`).
 
 flags: {flags}
-""".format(flags=", ".join(FLAGS))
+off unless turned on with --FLAG: {off}
+""".format(flags=", ".join(FLAGS), off=", ".join(f for f in FLAGS if f in OFF_BY_DEFAULT))
 
 
 def _parse(argv: list[str]) -> tuple[dict[str, bool], str | None, str | None, list[str]]:

@@ -121,10 +121,12 @@ class Job:
             if self.deadline == _INF:
                 self.value = self.context.run(func, *self.args, **self.kwargs)
             else:
-                seconds = max(0.0, self.deadline - _monotonic())
-                with _core.ignore_after(seconds) as scope:
-                    self.value = self.context.run(func, *self.args, **self.kwargs)
-                self.expired = scope.expired
+                scope = _core.ignore_after(max(0.0, self.deadline - _monotonic()))
+                try:
+                    with scope:
+                        self.value = self.context.run(func, *self.args, **self.kwargs)
+                finally:  # also when the call turned the expiry into another error
+                    self.expired = scope.expired
         except BaseException as exc:
             self.error = exc
         finally:

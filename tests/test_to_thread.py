@@ -198,6 +198,23 @@ def test_asyncio_deadline_expires_in_the_thread_while_the_loop_is_busy() -> None
     asyncio.run(main())
 
 
+def test_asyncio_an_expiry_the_call_turned_into_another_error_is_still_a_timeout() -> None:
+    def wraps_errors() -> None:
+        try:
+            threadpatch.Event().wait()
+        except BaseException as exc:
+            raise RuntimeError("wrapped") from exc
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                loop.call_soon(_core._natives.sleep, 0.3)  # only the thread sees the deadline
+                await threadpatch.to_thread(wraps_errors)
+
+    asyncio.run(main())
+
+
 def test_asyncio_the_thread_sees_the_tasks_deadline() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -41,7 +41,9 @@ LAYERS: dict[str, int] = {
     "selectors": 2,
     "socketserver": 2,
     "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
-    "_asyncio": 2,  # interop: asyncio's Runner.close, on the core
+    "_asyncio": 2,  # interop: asyncio's Runner.close and task deadlines, on the core
+    "_workers": 2,  # interop: the bounded pool of to_thread's worker threads
+    "_bridges": 2,  # interop: to_thread / from_thread for asyncio, trio and the hub's curio
     "_psycopg": 2,  # interop: psycopg 3's wait functions, on the core
     "_psycopg2": 2,  # interop: psycopg2's wait callback, on the core
     "_dbcancel": 2,  # interop: server-side cancel for pg8000 and PyMySQL

@@ -18,6 +18,10 @@ no test assertions to rewrite, so pytest must not warn that it came too late.
 
 import sys as _sys
 
+from ._bridges import from_thread as from_thread
+from ._bridges import shutdown_idle_workers as shutdown_idle_workers
+from ._bridges import to_thread as to_thread
+from ._bridges import to_thread_until as to_thread_until
 from ._core import DeadlineExpired as DeadlineExpired
 from ._core import DeadlineScope as DeadlineScope
 from ._core import HubError as HubError
@@ -99,6 +103,7 @@ __all__ = [
     "dump",
     "dump_on_signal",
     "find_deadlocks",
+    "from_thread",
     "ignore_after",
     "is_patched",
     "original",
@@ -106,10 +111,13 @@ __all__ = [
     "patched",
     "run",
     "shield",
+    "shutdown_idle_workers",
     "sleep",
     "snapshot",
     "spawn",
     "timeout_after",
+    "to_thread",
+    "to_thread_until",
     "unpatch_all",
 ]
 

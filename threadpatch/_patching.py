@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Literal
 
 from . import _core
 from ._core import _natives
-from .patches import TARGETS
+from .patches import OFF_BY_DEFAULT, TARGETS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -269,7 +269,7 @@ def _select(flags: Mapping[str, object], default: bool) -> list[str]:
             raise TypeError(f"unknown patch flag {name!r}; the flags are {', '.join(FLAGS)}")
         if not isinstance(value, bool):
             raise TypeError(f"patch flag {name}= must be True or False, got {value!r}")
-    return [flag for flag in FLAGS if flags.get(flag, default)]
+    return [flag for flag in FLAGS if flags.get(flag, default and flag not in OFF_BY_DEFAULT)]
 
 
 # -- public API ----------------------------------------------------------------------
@@ -281,8 +281,11 @@ def patch_all(**flags: bool) -> None:
     Every patch set is on by default; turn one off with ``flag=False``
     (flags: ``time``, ``threading``, ``queue``, ``socket``, ``dns``,
     ``select``, ``selectors``, ``socketserver``, ``ssl``, ``subprocess``, ``urllib3``,
-    ``xmlrpc``, ``imaplib``, ``thread_pool``, ``asyncio``, ``trio``, ``psycopg``,
-    ``psycopg_pool``, ``psycopg2``, ``pg8000``, ``pymysql``).
+    ``xmlrpc``, ``imaplib``, ``thread_pool``, ``asyncio_runner``, ``trio``, ``psycopg``,
+    ``psycopg_pool``, ``psycopg2``, ``pg8000``, ``pymysql``).  The sets that change
+    documented behaviour are off unless turned on with ``flag=True``: ``asyncio``
+    (``asyncio.to_thread`` and ``run_in_executor(None, ...)`` cancel their
+    thread when the task is cancelled).
     Calling it again is a no-op for the sets already on (and turns on the
     sets newly selected).  A module that is imported later is patched when it
     is imported.  Never starts the hub.

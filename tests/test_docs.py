@@ -87,10 +87,9 @@ def test_every_not_run_marker_has_a_reason_and_a_block() -> None:
             if not m:
                 continue
             assert m["reason"].strip(), f"{path.name}:{n}: a not-run marker needs a reason"
-            following = next(
-                (k for k in range(n, len(lines)) if lines[k].strip()), None
-            )  # the next non-blank line (0-based k = 1-based k+1)
-            assert following is not None and following + 1 in marked, (
+            # The next non-blank line: 0-based k is line k + 1.
+            following = next((k + 1 for k in range(n, len(lines)) if lines[k].strip()), 0)
+            assert following in marked, (
                 f"{path.name}:{n}: a not-run marker must stand right before a code block"
             )
 

@@ -41,10 +41,13 @@ test: $(foreach v,$(sort $(PYTHONS) $(PURE_PY) $(DOCS_PY)),.venv/$(v)/.ok)
 	if [ -n "$$failed" ]; then echo "tests failed on Python$$failed"; exit 1; fi
 
 # The suite under coverage.py: threads and child interpreters are measured
-# ([tool.coverage] in pyproject.toml); fails under its fail_under.
+# ([tool.coverage] in pyproject.toml); fails under its fail_under.  The soak test
+# runs on the other legs only: it fails when memory grows from round to round,
+# and coverage's own records of newly reached lines and branches do.
+COVER_DESELECT = --deselect tests/test_soak.py::test_soak_under_faults
 coverage: .venv/$(COVER_PY)/.ok
 	rm -f .coverage .coverage.*
-	.venv/$(COVER_PY)/bin/python -m coverage run $(PYTEST)
+	.venv/$(COVER_PY)/bin/python -m coverage run $(PYTEST) $(COVER_DESELECT)
 	.venv/$(COVER_PY)/bin/python -m coverage combine -q
 	.venv/$(COVER_PY)/bin/python -m coverage report --format=total > /dev/null \
 		|| { .venv/$(COVER_PY)/bin/python -m coverage report; exit 1; }

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "_select": 2,
     "_selectors": 2,
     "_socketserver": 2,
+    "_subprocess": 2,  # Popen waits on a pidfd, on the core
     "socket": 2,
     "ssl": 2,
     "select": 2,

@@ -280,7 +280,7 @@ def patch_all(**flags: bool) -> None:
 
     Every patch set is on by default; turn one off with ``flag=False``
     (flags: ``time``, ``threading``, ``queue``, ``socket``, ``dns``,
-    ``select``, ``selectors``, ``socketserver``, ``ssl``, ``urllib3``,
+    ``select``, ``selectors``, ``socketserver``, ``ssl``, ``subprocess``, ``urllib3``,
     ``thread_pool``, ``asyncio``, ``trio``, ``psycopg``, ``psycopg_pool``, ``psycopg2``,
     ``pg8000``, ``pymysql``).
     Calling it again is a no-op for the sets already on (and turns on the

@@ -39,6 +39,7 @@ TARGETS: dict[str, str] = {
     "selectors": "selectors",
     "socketserver": "socketserver",
     "ssl": "ssl",
+    "subprocess": "subprocess",
     "urllib3": "urllib3.util.connection",
     "thread_pool": "concurrent.futures.thread",
     "asyncio": "asyncio.runners",

@@ -54,9 +54,7 @@ def main() -> None:
     clients = [socket.create_connection(server.server_address) for _ in range(N_CLIENTS)]
     for _ in range(N_CLIENTS):
         started.acquire(timeout=10)
-    say(
-        f"{N_CLIENTS} clients connected and hanging; handler threads:", len(server.handler_threads)
-    )
+    say(f"{N_CLIENTS} clients connected and hanging; handler threads:", len(server.handler_threads))
 
     t0 = time.monotonic()
     say("calling server.shutdown() ...")

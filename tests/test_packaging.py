@@ -26,7 +26,10 @@ import pytest
 import threadpatch
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGING_PYTHON = (3, 13)
+# The Python that builds and installs (another: THREADPATCH_TEST_PACKAGING_PYTHON=3.11).
+PACKAGING_PYTHON = tuple(
+    int(part) for part in os.environ.get("THREADPATCH_TEST_PACKAGING_PYTHON", "3.13").split(".")
+)
 LIMIT = 600  # seconds for one build or install (the index may be slow)
 
 

@@ -20,7 +20,8 @@ LAYERS: dict[str, int] = {
     "_conditions": 1,
     "_semaphores": 1,
     "_signal_safe": 1,
-    "_accel": 1,  # loads the C accelerator
+    "_version": 0,  # the version string, read by pyproject.toml too
+    "_accel": 1,  # loads the C accelerator; refuses a platform other than Linux
     "_speedups": 1,  # C fast paths of _sync and _socket (optional extension)
     "_queue": 1,
     "_simple_queue": 1,

@@ -18,6 +18,9 @@ no test assertions to rewrite, so pytest must not warn that it came too late.
 
 import sys as _sys
 
+# _accel first: it refuses a platform other than Linux (ImportError) before the core loads.
+from ._accel import AcceleratorWarning as AcceleratorWarning
+from ._accel import implementation as implementation
 from ._bridges import from_thread as from_thread
 from ._bridges import shutdown_idle_workers as shutdown_idle_workers
 from ._bridges import to_thread as to_thread
@@ -67,10 +70,10 @@ from ._sync import Event as Event
 from ._sync import Lock as Lock
 from ._sync import RLock as RLock
 from ._sync import Semaphore as Semaphore
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 __all__ = [
+    "AcceleratorWarning",
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
@@ -105,6 +108,7 @@ __all__ = [
     "find_deadlocks",
     "from_thread",
     "ignore_after",
+    "implementation",
     "is_patched",
     "original",
     "patch_all",

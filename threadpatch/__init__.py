@@ -18,6 +18,7 @@ no test assertions to rewrite, so pytest must not warn that it came too late.
 
 import sys as _sys
 
+from ._core import CancelScope, ScopeCancelled, current_time  # cancel scopes (issue 11)
 from ._core import DeadlineExpired as DeadlineExpired
 from ._core import DeadlineScope as DeadlineScope
 from ._core import HubError as HubError
@@ -70,6 +71,7 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
+    "CancelScope",
     "Condition",
     "DeadlineExpired",
     "DeadlineScope",
@@ -83,6 +85,7 @@ __all__ = [
     "PriorityQueue",
     "Queue",
     "RLock",
+    "ScopeCancelled",
     "Semaphore",
     "SimpleQueue",
     "Thread",
@@ -96,6 +99,7 @@ __all__ = [
     "cancel",
     "checkpoint",
     "current",
+    "current_time",
     "dump",
     "dump_on_signal",
     "find_deadlocks",

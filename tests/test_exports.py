@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "selectors": 2,
     "socketserver": 2,
     "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
+    "futures": 2,  # interop: the executor whose Future.cancel() stops running work
     "_asyncio": 2,  # interop: asyncio's Runner.close, on the core
     "_psycopg": 2,  # interop: psycopg 3's wait functions, on the core
     "_psycopg2": 2,  # interop: psycopg2's wait callback, on the core

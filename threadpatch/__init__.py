@@ -44,6 +44,7 @@ from ._diagnostics import dump_on_signal as dump_on_signal
 from ._diagnostics import find_deadlocks as find_deadlocks
 from ._diagnostics import snapshot as snapshot
 from ._monitor import serve_from_environment as _serve_from_environment
+from ._patching import PatchFlags as PatchFlags
 from ._patching import ThreadpatchWarning as ThreadpatchWarning
 from ._patching import is_patched as is_patched
 from ._patching import original as original
@@ -82,6 +83,7 @@ __all__ = [
     "HubError",
     "LifoQueue",
     "Lock",
+    "PatchFlags",
     "PriorityQueue",
     "Queue",
     "RLock",

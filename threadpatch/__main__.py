@@ -5,8 +5,9 @@ it had been started with ``python script.py`` / ``python -m module``:
 ``sys.argv``, ``sys.path[0]``, ``__name__ == "__main__"`` and the exit code
 are the program's own.
 
-Options (before the program): ``--no-<flag>`` leaves one patch set out
-(flags: see :data:`threadpatch._patching.FLAGS`).
+Options (before the program): ``--no-<flag>`` leaves one patch set out,
+``--<flag>`` puts one in (for the sets off by default: ``--futures``; flags:
+see :data:`threadpatch._patching.FLAGS`).
 
 ``python -m threadpatch monitor PATH ...`` is the client of the live view
 instead (see :mod:`threadpatch._monitor`); a script that is literally named
@@ -18,11 +19,11 @@ from __future__ import annotations
 import os
 import sys
 
-from ._patching import FLAGS, patch_all
+from ._patching import FLAGS, OFF_BY_DEFAULT, patch_all
 
 USAGE = """\
-usage: python -m threadpatch [--no-FLAG ...] script.py [args ...]
-       python -m threadpatch [--no-FLAG ...] -m module [args ...]
+usage: python -m threadpatch [--no-FLAG | --FLAG ...] script.py [args ...]
+       python -m threadpatch [--no-FLAG | --FLAG ...] -m module [args ...]
        python -m threadpatch monitor PATH [--once] [--cancel NAME_OR_IDENT] ...
 
 Run a Python program with the standard library patched by threadpatch, so that
@@ -31,7 +32,8 @@ cancellation points.  `monitor PATH` shows the threads of a process started
 with THREADPATCH_MONITOR=PATH (see `python -m threadpatch monitor --help`).
 
 flags: {flags}
-""".format(flags=", ".join(FLAGS))
+(on by default but {off}: --{off} turns it on, e.g. Future.cancel() then stops running work)
+""".format(flags=", ".join(FLAGS), off=", ".join(sorted(OFF_BY_DEFAULT)))
 
 
 def _parse(argv: list[str]) -> tuple[dict[str, bool], str | None, str | None, list[str]]:
@@ -48,6 +50,8 @@ def _parse(argv: list[str]) -> tuple[dict[str, bool], str | None, str | None, li
             return flags, None, argv[i + 1], argv[i + 2 :]
         if arg.startswith("--no-") and arg[5:] in FLAGS:
             flags[arg[5:]] = False
+        elif arg.startswith("--") and arg[2:] in FLAGS:
+            flags[arg[2:]] = True
         elif arg == "--":
             i += 1
             break

@@ -334,9 +334,7 @@ def _select(flags: Mapping[str, object], default: bool) -> list[str]:
             raise _unknown_flag(name)
         if not isinstance(value, bool):
             raise TypeError(f"patch flag {name}= must be True or False, got {value!r}")
-    return [
-        flag for flag in FLAGS if flags.get(flag, default and flag not in OFF_BY_DEFAULT)
-    ]
+    return [flag for flag in FLAGS if flags.get(flag, default and flag not in OFF_BY_DEFAULT)]
 
 
 # -- public API ----------------------------------------------------------------------

@@ -160,8 +160,8 @@ class CancelScope:
     )
 
     def __init__(self, deadline: float | None = None, *, shield: bool = False) -> None:
-        self._deadline = _check_deadline(deadline)
-        self._shield = bool(shield)
+        self._deadline = math.inf if deadline is None else _check_deadline(deadline)
+        self._shield = shield is True or bool(shield)
         self._state: ThreadState | None = None
         self._timer: TimerHandle | None = None
         self._active = False
@@ -257,10 +257,6 @@ class CancelScope:
     # -- the owner -----------------------------------------------------------------
 
     def __enter__(self) -> CancelScope:
-        self._enter()
-        return self
-
-    def _enter(self) -> None:
         if self._state is not None:
             raise RuntimeError(f"{self!r} has already been entered; make a new one")
         state = self._state = current_state()
@@ -269,13 +265,17 @@ class CancelScope:
         if self.cancel_called:
             state.interrupt = True
         elif self._deadline != math.inf:
-            try:
-                with _mark_lock:
-                    self._arm_locked(self._deadline)
-            except BaseException:
-                self._active = False
-                state.scopes.remove(self)
-                raise
+            self._arm_on_entry(state)
+        return self
+
+    def _arm_on_entry(self, state: ThreadState) -> None:
+        try:
+            with _mark_lock:
+                self._arm_locked(self._deadline)
+        except BaseException:
+            self._active = False
+            state.scopes.remove(self)
+            raise
 
     def __exit__(
         self,
@@ -287,19 +287,18 @@ class CancelScope:
         if state is None or not self._active:
             raise RuntimeError(f"{self!r} exited without being entered")
         self._active = False  # before reading _timer: see the deadline setter
-        timer = self._timer
-        if timer is not None:
-            get_hub().cancel_timer(timer)
+        if self._timer is not None:
+            get_hub().cancel_timer(self._timer)
         scopes = state.scopes
-        if scopes and scopes[-1] is self:
+        if scopes[-1] is self:
             scopes.pop()
         else:  # exited out of order: still forget it
             scopes.remove(self)
         if state.interrupt:
             state.recompute_interrupt()
-        if not self.cancel_called:
-            return False
-        return self._close(exc)
+        if self.cancel_called:
+            return self._close(exc)
+        return False
 
     def _close(self, exc: BaseException | None) -> bool:
         """Exit of a cancelled scope: whether to swallow ``exc``."""
@@ -355,7 +354,7 @@ class DeadlineScope(CancelScope):
     def __enter__(self) -> DeadlineScope:
         if self._state is None:
             self._deadline = _hub.clock() + self.seconds
-        self._enter()
+        CancelScope.__enter__(self)
         return self
 
     def _after_expiry(self) -> None:

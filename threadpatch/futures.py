@@ -52,13 +52,9 @@ from concurrent.futures import (
     as_completed,
     wait,
 )
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from . import _futures
 from ._futures import CancellableFuture as Future
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 __all__ = [
     "ALL_COMPLETED",
@@ -76,9 +72,6 @@ __all__ = [
     "wait",
 ]
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
 
 class ThreadPoolExecutor(_cf.ThreadPoolExecutor):
     """``concurrent.futures.ThreadPoolExecutor`` whose futures can stop running work.
@@ -90,24 +83,8 @@ class ThreadPoolExecutor(_cf.ThreadPoolExecutor):
 
     __module__ = "threadpatch.futures"
 
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Schedule ``fn(*args, **kwargs)``; a :class:`Future` whose ``cancel()`` stops it.
-
-        Raises:
-            RuntimeError: the executor (or the interpreter) is shutting down.
-            BrokenThreadPool: a worker's initializer failed.
-        """
-        return _futures.submit(self, fn, *args, **kwargs)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop accepting work; with ``cancel_futures``, cancel pending *and running* items.
-
-        Cancellation:
-            With ``cancel_futures``, running items are cancelled at their
-            blocking points; with ``wait`` (the default) this returns once
-            every worker has ended.
-        """
-        _futures.shutdown(self, wait, cancel_futures=cancel_futures)
-
-    def _adjust_thread_count(self) -> None:
-        _futures.adjust_thread_count(self)
+    # The functions the ``futures`` patch set puts on the standard class, as
+    # this class's own methods (no wrapper: submit is on every job's path).
+    submit = _futures.submit
+    shutdown = _futures.shutdown
+    _adjust_thread_count = _futures.adjust_thread_count

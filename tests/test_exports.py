@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "selectors": 2,
     "socketserver": 2,
     "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
+    "futures": 2,  # interop: the executor whose Future.cancel() stops running work
     "_asyncio": 2,  # interop: asyncio's Runner.close and task deadlines, on the core
     "_workers": 2,  # interop: the bounded pool of to_thread's worker threads
     "_bridges": 2,  # interop: to_thread / from_thread for asyncio, trio and the hub's curio

@@ -24,9 +24,10 @@ Each ``threadpatch.patches.<flag>`` module is data only:
 
 :data:`TARGETS` lists the patch sets in the order they are applied (and the
 reverse of the order they are restored in); the flags of ``patch_all()`` are
-its keys.  The sets in :data:`OFF_BY_DEFAULT` are left out of ``patch_all()``
-and ``patched()`` unless their flag is given as True.  The target is known
-here so that a target imported later can be patched on import without
+its keys.  :data:`OFF_BY_DEFAULT` names the sets that ``patch_all()`` and
+``patched()`` leave out unless their flag is given as True (they change a
+documented stdlib result, not only make it cancellable).  The target is
+known here so that a target imported later can be patched on import without
 importing its patch table (and the I/O modules it needs) before then.
 """
 
@@ -45,6 +46,7 @@ TARGETS: dict[str, str] = {
     "xmlrpc": "xmlrpc.client",
     "imaplib": "imaplib",
     "thread_pool": "concurrent.futures.thread",
+    "futures": "concurrent.futures.thread",
     "asyncio_runner": "asyncio.runners",
     "asyncio": "asyncio.threads",
     "trio": "trio._core._run",
@@ -57,4 +59,4 @@ TARGETS: dict[str, str] = {
 
 #: Patch sets that change documented behaviour (what a call returns or waits
 #: for): applied only when their flag is given as True.
-OFF_BY_DEFAULT: frozenset[str] = frozenset({"asyncio"})
+OFF_BY_DEFAULT: frozenset[str] = frozenset({"asyncio", "futures"})

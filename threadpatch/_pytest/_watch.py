@@ -1,0 +1,475 @@
+"""A test's watchdog: the deadline of its phases, the cancel, the fall-back and the report.
+
+How it works, for a phase (setup, call or teardown) of a test with a limit::
+
+    the test's thread (main)                  the hub thread (threadpatch's timers)
+    ------------------------                  -------------------------------------
+    enter DeadlineScope(rest of the limit)
+    timer "look" just before its deadline --> at the limit: look (where is every
+    ... the phase runs ...                    thread of the test, and on what),
+                                              cancel_threads(): the threads the
+                                              phase started, at their blocking points;
+                                              then the scope's own timer expires
+                                              the test's thread at its blocking point
+    ... DeadlineExpired -> ThreadTimeout      timer "grace", grace seconds later:
+        (or: returns late, not blocked)       still in the phase?  method:
+                                                fail-at-end: nothing (report at end)
+                                                signal: SIGALRM to the main thread
+                                                exit: report on stderr, os._exit(1)
+    phase ends: wait the rest of the grace
+    for the cancelled threads; the report
+    replaces the phase's failure (makereport)
+
+A test that exceeded its limit fails, whatever it did afterwards: the look at
+the limit is what decides, not an exception.  The phases share the limit
+(``setup`` starts the clock); a phase that begins after the limit passed (the
+teardown of a test that overran) gets the whole limit again, so its clean-up
+runs but cannot hang the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import weakref
+from typing import TYPE_CHECKING
+
+from .. import _core
+from .._diagnostics import snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+
+    import pytest
+
+    from ._settings import Limit
+
+__all__ = ["Watch", "cancel_threads", "quiet_cancelled_threads"]
+
+_allocate_lock = _core._natives.allocate_lock
+#: Frames of the test machinery, not of the test: never shown in a report.
+_RUNNER_PACKAGES = ("_pytest", "pytest", "pluggy", "xdist", "execnet", "pytest_timeout", "runpy")
+_MAX_FRAMES = 12
+#: Threads the plugin cancelled: a ThreadCancelled that ends one is not an error.
+_cancelled: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+class _SignalTimeout(BaseException):
+    """Raised by the ``signal`` method in the test's main thread (not an ``Exception``)."""
+
+
+def cancel_threads(
+    threads: list[threading.Thread], states: list[_core.ThreadState]
+) -> list[tuple[threading.Thread | None, _core.ThreadState]]:
+    """Cancel the threads a test started, at their blocking points: the plugin's one cancel.
+
+    ``states`` are the threads threadpatch knows that the test started (a
+    spawned thread may not be running yet; a raw ``_thread`` thread), ``threads``
+    every ``threading.Thread`` it started; a
+    plain thread that never used threadpatch is marked, and raises at its next
+    patched blocking call.  The test's own thread is not among them: its
+    phase's deadline scope expires right after this runs (with a cancel scope,
+    ``scope.cancel()`` would go here).  Callable from any thread.
+
+    Returns:
+        (thread, state) of everything cancelled.
+    """
+    targets: list[tuple[threading.Thread | None, _core.ThreadState]] = []
+    known = {s.ident: s for s in states if s.ident is not None}
+    for thread in threads:
+        state = known.pop(thread.ident, None) if thread.ident is not None else None
+        if state is None:
+            state = _core.state_for_thread(thread, create=True)
+        if state is not None:
+            targets.append((thread, state))
+            _cancelled.add(thread)
+    targets.extend((None, s) for s in states if s.ident is None or s.ident in known)
+    for _, state in targets:
+        state.request_cancel()
+    return targets
+
+
+def quiet_cancelled_threads() -> Callable[[], None]:
+    """Install a ``threading.excepthook`` that drops the cancellations of threads we cancelled.
+
+    pytest turns an exception that ends a thread into a warning (an error
+    under ``-W error``); a thread the plugin cancelled itself is not one.
+    Returns the function that puts the previous hook back.
+    """
+    previous = threading.excepthook
+
+    def excepthook(args: threading.ExceptHookArgs) -> object:
+        ours = args.thread is not None and args.thread in _cancelled
+        if ours and args.exc_type is not None and issubclass(args.exc_type, _core.ThreadCancelled):
+            return None
+        return previous(args)
+
+    threading.excepthook = excepthook
+
+    def restore() -> None:
+        if threading.excepthook is excepthook:
+            threading.excepthook = previous
+
+    return restore
+
+
+@dataclasses.dataclass(slots=True)
+class _Seen:
+    """One thread of the test, as the look at the limit found it."""
+
+    name: str
+    role: str  # "the test", "started by the test", "started by a fixture"
+    reason: str | None  # what it waited for, in words (None: not in a threadpatch wait)
+    stack: list[str]
+    thread: threading.Thread | None = None
+    state: _core.ThreadState | None = None
+    cancelled: bool = False
+    outcome: str = ""  # filled in at the end of the phase
+
+
+@dataclasses.dataclass(slots=True)
+class _Phase:
+    when: str
+    threads_before: set[threading.Thread]
+    states_before: set[_core.ThreadState]
+    scope: _core.DeadlineScope | None = None
+    timers: list[object] = dataclasses.field(default_factory=list)
+    ended: bool = False
+    over: bool = False  # the limit passed during the phase
+    seen: list[_Seen] = dataclasses.field(default_factory=list)
+    targets: list[tuple[threading.Thread | None, _core.ThreadState]] = dataclasses.field(
+        default_factory=list
+    )
+    over_at: float = 0.0
+    after_grace: bool = False  # the grace passed with the phase still running
+    signalled: bool = False
+    exception: BaseException | None = None
+    report: str = ""
+
+
+class Watch:
+    """The watchdog of one test (made at its setup, kept in its stash)."""
+
+    def __init__(self, item: pytest.Item, limit: Limit) -> None:
+        self.item = item
+        self.limit = limit
+        self.me = _core.current_state()
+        self._lock = _allocate_lock()
+        self._deadline: float | None = None  # real clock
+        self._first_before: set[threading.Thread] | None = None
+        self._phase: _Phase | None = None
+        self.phases: dict[str, _Phase] = {}
+
+    @property
+    def overran(self) -> bool:
+        return any(p.over for p in self.phases.values())
+
+    def cancelled_states(self) -> set[_core.ThreadState]:
+        return {s for p in self.phases.values() for _, s in p.targets}
+
+    @contextlib.contextmanager
+    def phase(self, when: str) -> Iterator[None]:
+        """Run a phase of the test under the limit (a no-op for a phase it does not cover)."""
+        __tracebackhide__ = True
+        if self.limit.func_only and when != "call":
+            yield
+            return
+        now = time.monotonic()
+        if self._deadline is None or self.overran:
+            self._deadline = now + self.limit.seconds
+        ph = _Phase(when, set(threading.enumerate()), set(_core.all_states()))
+        if self._first_before is None:
+            self._first_before = ph.threads_before
+        self.phases[when] = ph
+        self._phase = ph
+        restore_signal = self._arm_signal(ph)
+        scope = ph.scope = _core.DeadlineScope(max(self._deadline - now, 1e-6), swallow=False)
+        try:
+            with scope:
+                hub = _core.get_hub()
+                # Just before the scope's own timer: the look sees the test
+                # where it is stuck, before the expiry unwinds it.
+                ph.timers.append(
+                    hub.call_at(
+                        math.nextafter(scope.deadline, -math.inf),
+                        functools.partial(self._at_limit_from_hub, ph),
+                    )
+                )
+                yield
+        except BaseException as exc:
+            ph.exception = exc
+            raise
+        finally:
+            self._end(ph, restore_signal)
+
+    # -- in the hub thread -----------------------------------------------------
+
+    def _at_limit_from_hub(self, ph: _Phase) -> None:
+        with self._lock:
+            if ph.ended:
+                return
+            ph.over = True
+            ph.over_at = time.monotonic()
+            ph.seen = self._look(ph)
+            new_threads = [s.thread for s in ph.seen if s.role == "started by the test"]
+            # States made meanwhile for threads that ran before the phase (a
+            # session fixture's server adopted now) are not the test's.
+            old = {t.ident for t in ph.threads_before}
+            new_states = [
+                s
+                for s in _core.all_states()
+                if s not in ph.states_before and s is not self.me and s.ident not in old
+            ]
+            ph.targets = cancel_threads([t for t in new_threads if t is not None], new_states)
+            cancelled = {id(s) for _, s in ph.targets} | {id(t) for t, _ in ph.targets}
+            for seen in ph.seen:
+                seen.cancelled = seen.role == "the test" or id(seen.thread) in cancelled
+            assert ph.scope is not None
+            hub = _core.get_hub()
+            ph.timers.append(
+                hub.call_at(
+                    ph.scope.deadline + self.limit.grace,
+                    functools.partial(self._after_grace_from_hub, ph),
+                )
+            )
+
+    def _after_grace_from_hub(self, ph: _Phase) -> None:
+        with self._lock:
+            if ph.ended:
+                return
+            ph.after_grace = True
+            method = self.limit.method
+            if method == "signal" and self._signal_ok:
+                ph.signalled = True
+                signal.pthread_kill(self.me.ident or 0, signal.SIGALRM)
+                return
+            if method != "exit":
+                return
+        self._exit(ph)
+
+    def _exit(self, ph: _Phase) -> None:
+        """The ``exit`` method: report on stderr and end the process (xdist replaces a worker)."""
+        text = f"{self.item.nodeid}: {self._text(ph, final=False)}"
+        with contextlib.suppress(Exception):  # a report on the way out: never fail it
+            capman = self.item.config.pluginmanager.getplugin("capturemanager")
+            if capman is not None:
+                capman.suspend_global_capture(in_=True)
+        with contextlib.suppress(Exception):
+            os.write(
+                2,
+                f"\n{'+' * 20} threadpatch: thread timeout {'+' * 20}\n{text}\n"
+                "threadpatch: ending the process (--thread-timeout-method=exit)\n".encode(),
+            )
+        os._exit(1)
+
+    # -- in the test's thread --------------------------------------------------
+
+    _signal_ok = False
+    _previous_handler: object = None
+
+    def _arm_signal(self, ph: _Phase) -> Callable[[], None] | None:
+        if (
+            self.limit.method != "signal"
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            self._signal_ok = False
+            return None
+        previous = signal.getsignal(signal.SIGALRM)
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            __tracebackhide__ = True
+            if ph.signalled and not ph.ended:
+                raise _SignalTimeout(
+                    f"thread timeout of {self.limit.describe()}: SIGALRM after the grace"
+                )
+            if callable(previous):  # e.g. pytest-timeout's own alarm
+                previous(signum, frame)
+
+        signal.signal(signal.SIGALRM, handler)
+        self._signal_ok = True
+
+        def restore() -> None:
+            self._signal_ok = False
+            signal.signal(signal.SIGALRM, previous)
+
+        return restore
+
+    def _end(self, ph: _Phase, restore_signal: Callable[[], None] | None) -> None:
+        __tracebackhide__ = True
+        hub = _core.get_hub()
+        with self._lock:
+            ph.ended = True
+            for timer in ph.timers:
+                hub.cancel_timer(timer)  # type: ignore[arg-type]
+            if not ph.over and ph.scope is not None and ph.scope.timed_out:
+                # The scope's timer fired and our look did not run first (it
+                # never should): the test overran; it has unwound already.
+                ph.over, ph.over_at = True, time.monotonic()
+                ph.seen = [
+                    _Seen(self.me.name or "MainThread", "the test", None, [], cancelled=True)
+                ]
+        if restore_signal is not None:
+            restore_signal()
+        if not ph.over:
+            return
+        # The cancelled threads get what is left of the grace to end.
+        left = max(0.0, ph.over_at + self.limit.grace - time.monotonic())
+        running = set(_core.cancel_states([s for _, s in ph.targets], left))
+        for seen in ph.seen:
+            seen.outcome = self._outcome(ph, seen, running)
+        ph.report = self._text(ph, final=True)
+
+    def _outcome(self, ph: _Phase, seen: _Seen, running: set[str]) -> str:
+        grace = f"{self.limit.grace:g} s"
+        if seen.role == "the test":
+            exc = ph.exception
+            if isinstance(exc, _SignalTimeout):
+                return (
+                    f"not in a cancellable wait: still running after the {grace} grace, "
+                    "interrupted by SIGALRM"
+                )
+            if ph.scope is not None and ph.scope.delivered:
+                return "cancelled at its blocking point"
+            late = time.monotonic() - ph.over_at
+            return (
+                f"not in a cancellable wait (a CPU loop, or a call threadpatch does not "
+                f"cover): could not be stopped; it went on {late:.1f} s past the limit"
+            )
+        alive = (
+            seen.thread.is_alive()
+            if seen.thread is not None
+            else (seen.state is not None and not seen.state.finished)
+        )
+        if not seen.cancelled:
+            return "not cancelled (a fixture's thread)" + ("" if alive else ", has ended")
+        if not alive:
+            return "cancelled at its blocking point"
+        return (
+            f"still running {grace} after its cancellation: not in a cancellable wait "
+            "(a CPU loop, or a call threadpatch does not cover)"
+        )
+
+    # -- the look and the report ---------------------------------------------------
+
+    def _look(self, ph: _Phase) -> list[_Seen]:
+        """Every thread of the test, where it is and on what (any thread may call)."""
+        frames = sys._current_frames()
+        reasons = {t.ident: t.reason for t in snapshot(stacks=False)}
+        hub = _core.get_hub().ident
+        seen = [
+            _Seen(
+                self.me.name or "MainThread",
+                "the test",
+                reasons.get(self.me.ident),
+                _user_stack(frames.get(self.me.ident or 0)),
+                state=self.me,
+            )
+        ]
+        first = self._first_before or ph.threads_before
+        for thread in threading.enumerate():
+            if thread in first or thread.ident in (self.me.ident, hub) or not thread.is_alive():
+                continue
+            role = "started by a fixture" if thread in ph.threads_before else "started by the test"
+            seen.append(
+                _Seen(
+                    thread.name,
+                    role,
+                    reasons.get(thread.ident),
+                    _user_stack(frames.get(thread.ident or 0)),
+                    thread=thread,
+                )
+            )
+        return seen
+
+    def _text(self, ph: _Phase, final: bool) -> str:
+        where = {"setup": "during setup", "call": "during the test", "teardown": "during teardown"}[
+            ph.when
+        ]
+        lines = [f"exceeded thread timeout of {self.limit.describe()} {where}"]
+        for seen in ph.seen:
+            outcome = (
+                seen.outcome
+                if final
+                else ("still running after the grace" if seen.cancelled else "not cancelled")
+            )
+            lines.append(f"thread {seen.name!r} ({seen.role}): {outcome}")
+            lines.append(
+                f"  stuck in {seen.reason}"
+                if seen.reason
+                else "  not in a threadpatch wait at the limit"
+            )
+            lines.extend(seen.stack)
+        exc = ph.exception
+        if final and exc is not None and not self._ours(ph, exc):
+            lines.append(f"then it raised {type(exc).__name__}: {exc}")
+        return "\n".join(lines)
+
+    def _ours(self, ph: _Phase, exc: BaseException) -> bool:
+        if isinstance(exc, _SignalTimeout):
+            return True
+        cause = exc.__cause__ if isinstance(exc, _core.ThreadTimeout) else exc
+        return isinstance(cause, _core.DeadlineExpired) and cause.scope is ph.scope
+
+    def amend(self, report: pytest.TestReport) -> None:
+        """Make the report of an overrun phase a failure that shows ours."""
+        ph = self.phases.get(report.when or "")
+        if ph is None or not ph.over:
+            return
+        longrepr: object = ph.report
+        exc = ph.exception
+        if exc is not None and not self._ours(ph, exc) and report.longrepr is not None:
+            longrepr = f"{ph.report}\n\n{report.longrepr}"
+        report.outcome = "failed"
+        report.longrepr = longrepr  # type: ignore[assignment]
+        if hasattr(report, "wasxfail"):
+            del report.wasxfail
+
+
+# -- stacks ------------------------------------------------------------------------
+
+
+@functools.cache
+def _hidden_dirs() -> tuple[str, ...]:
+    dirs = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep]
+    for name in _RUNNER_PACKAGES:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path:
+            base = os.path.abspath(path)
+            dirs.append(os.path.dirname(base) + os.sep if base.endswith("__init__.py") else base)
+    return tuple(dirs)
+
+
+def _hidden(frame: FrameType) -> bool:
+    code = frame.f_code
+    filename = code.co_filename
+    if "__tracebackhide__" in code.co_varnames or filename.startswith("<frozen runpy"):
+        return True
+    if filename == threading.__file__ and code.co_name in ("_bootstrap", "_bootstrap_inner"):
+        return True
+    return filename.startswith(_hidden_dirs())
+
+
+def _user_stack(frame: FrameType | None) -> list[str]:
+    """The frames of ``frame``'s stack that are the user's, formatted, outermost first."""
+    chain: list[FrameType] = []
+    while frame is not None:
+        chain.append(frame)
+        frame = frame.f_back
+    chain.reverse()
+    shown = [f for f in chain if not _hidden(f)] or chain[-3:]
+    cut = max(0, len(shown) - _MAX_FRAMES)
+    summary = traceback.StackSummary.extract((f, f.f_lineno) for f in shown[cut:])
+    lines = [f"  ({cut} outer frames not shown)"] if cut else []
+    for entry in summary.format():
+        lines.extend("  " + line for line in entry.rstrip("\n").split("\n"))
+    return lines

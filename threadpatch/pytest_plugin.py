@@ -130,6 +130,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
     __tracebackhide__ = True
     watch = item.stash.get(_WATCH, None)
+    if watch is not None:
+        watch.guard_teardown(item)
     try:
         with watch.phase("teardown") if watch is not None else contextlib.nullcontext():
             return (yield)

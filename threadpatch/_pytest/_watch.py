@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from ._settings import Limit
 
-__all__ = ["Watch", "cancel_threads", "quiet_cancelled_threads"]
+__all__ = ["TeardownTimeout", "Watch", "cancel_threads", "quiet_cancelled_threads"]
 
 _allocate_lock = _core._natives.allocate_lock
 #: Frames of the test machinery, not of the test: never shown in a report.
@@ -65,6 +65,16 @@ _cancelled: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
 class _SignalTimeout(BaseException):
     """Raised by the ``signal`` method in the test's main thread (not an ``Exception``)."""
+
+
+class TeardownTimeout(Exception):
+    """A fixture's teardown was cancelled by the thread timeout.
+
+    pytest runs the rest of the teardown only past an ``Exception`` (or its own
+    outcomes): the expiry, a ``BaseException`` so that the test's own
+    ``except Exception`` cannot swallow it, becomes this on its way out of
+    each finalizer.
+    """
 
 
 def cancel_threads(
@@ -210,6 +220,30 @@ class Watch:
             raise
         finally:
             self._end(ph, restore_signal)
+
+    def guard_teardown(self, item: pytest.Item) -> None:
+        """Let pytest's teardown go on past a finalizer cancelled by the limit.
+
+        pytest's ``SetupState.teardown_exact`` stops at an exception that is
+        not an ``Exception``, leaving the rest of the stack (other fixtures,
+        the module's) set up for the next test.  Its finalizers are wrapped, once.
+        """
+        stack = getattr(getattr(item.session, "_setupstate", None), "stack", None)
+        if not isinstance(stack, dict) or self.limit.func_only:
+            return
+        for finalizers, _ in stack.values():
+            if isinstance(finalizers, list):
+                finalizers[:] = [_guarded(fin, self) for fin in finalizers]
+
+    def expired_here(self, exc: BaseException) -> bool:
+        """``exc`` is the expiry of this watch's running phase."""
+        ph = self._phase
+        return (
+            ph is not None
+            and isinstance(exc, _core.DeadlineExpired)
+            and exc.scope is ph.scope
+            and not ph.ended
+        )
 
     # -- in the hub thread -----------------------------------------------------
 
@@ -414,7 +448,7 @@ class Watch:
         return "\n".join(lines)
 
     def _ours(self, ph: _Phase, exc: BaseException) -> bool:
-        if isinstance(exc, _SignalTimeout):
+        if isinstance(exc, _SignalTimeout | TeardownTimeout):
             return True
         cause = exc.__cause__ if isinstance(exc, _core.ThreadTimeout) else exc
         return isinstance(cause, _core.DeadlineExpired) and cause.scope is ph.scope
@@ -432,6 +466,27 @@ class Watch:
         report.longrepr = longrepr  # type: ignore[assignment]
         if hasattr(report, "wasxfail"):
             del report.wasxfail
+
+
+def _guarded(fin: Callable[[], object], watch: Watch) -> Callable[[], object]:
+    if getattr(fin, "_threadpatch_guarded", None) is watch:
+        return fin
+    inner = getattr(fin, "__wrapped__", fin) if getattr(fin, "_threadpatch_guarded", None) else fin
+
+    @functools.wraps(inner)
+    def guarded() -> object:
+        __tracebackhide__ = True
+        try:
+            return inner()
+        except _core.DeadlineExpired as exc:
+            if not watch.expired_here(exc):
+                raise
+            raise TeardownTimeout(
+                f"teardown cancelled by the thread timeout of {watch.limit.describe()}"
+            ) from exc
+
+    guarded._threadpatch_guarded = watch  # type: ignore[attr-defined]
+    return guarded
 
 
 # -- stacks ------------------------------------------------------------------------

@@ -61,6 +61,7 @@ _SETTINGS = pytest.StashKey[SessionSettings]()
 _WATCH = pytest.StashKey[Watch]()
 _PATCH = pytest.StashKey[patched]()
 _BEFORE = pytest.StashKey[set[_core.ThreadState]]()
+_BAD_MARKER = pytest.StashKey[Exception]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -100,7 +101,14 @@ def _live_states() -> set[_core.ThreadState]:
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     __tracebackhide__ = True
     settings = item.config.stash[_SETTINGS]
-    limit = item_limit(item, settings)  # a bad marker: an error of this test's setup
+    try:
+        limit = item_limit(item, settings)
+    except (TypeError, ValueError) as exc:
+        # Raised by the plain hook below, inside every wrapper (as pytest's
+        # skip markers are): a wrapper that raises before it yields leaves the
+        # wrappers inside it (logging's) half set up.
+        item.stash[_BAD_MARKER] = exc
+        return (yield)
     marked = item.get_closest_marker("threadpatch") is not None
     if limit is None and not marked:
         return (yield)
@@ -112,6 +120,13 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     watch = item.stash[_WATCH] = Watch(item, limit)
     with watch.phase("setup"):
         return (yield)
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
+def pytest_runtest_setup_bad_marker(item: pytest.Item) -> None:
+    error = item.stash.get(_BAD_MARKER, None)
+    if error is not None:
+        raise error
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -392,6 +392,18 @@ class Watch:
             "(a CPU loop, or a call threadpatch does not cover)"
         )
 
+    def _outcome_now(self, seen: _Seen) -> str:
+        """What became of a thread, while the phase still runs (the ``exit`` method's report)."""
+        alive = seen.thread.is_alive() if seen.thread is not None else True
+        if not seen.cancelled:
+            return "not cancelled (a fixture's thread)"
+        if not alive:
+            return "cancelled at its blocking point"
+        return (
+            f"still running {self.limit.grace:g} s after its cancellation: not in a "
+            "cancellable wait (a CPU loop, or a call threadpatch does not cover)"
+        )
+
     # -- the look and the report ---------------------------------------------------
 
     def _look(self, ph: _Phase) -> list[_Seen]:
@@ -430,11 +442,7 @@ class Watch:
         ]
         lines = [f"exceeded thread timeout of {self.limit.describe()} {where}"]
         for seen in ph.seen:
-            outcome = (
-                seen.outcome
-                if final
-                else ("still running after the grace" if seen.cancelled else "not cancelled")
-            )
+            outcome = seen.outcome if final else self._outcome_now(seen)
             lines.append(f"thread {seen.name!r} ({seen.role}): {outcome}")
             lines.append(
                 f"  stuck in {seen.reason}"
@@ -522,9 +530,17 @@ def _user_stack(frame: FrameType | None) -> list[str]:
         frame = frame.f_back
     chain.reverse()
     shown = [f for f in chain if not _hidden(f)] or chain[-3:]
-    cut = max(0, len(shown) - _MAX_FRAMES)
-    summary = traceback.StackSummary.extract((f, f.f_lineno) for f in shown[cut:])
-    lines = [f"  ({cut} outer frames not shown)"] if cut else []
-    for entry in summary.format():
-        lines.extend("  " + line for line in entry.rstrip("\n").split("\n"))
+    # The outermost frames are the test's own lines, the innermost where it waits.
+    outer, inner = shown, []
+    if len(shown) > _MAX_FRAMES:
+        outer, inner = shown[:2], shown[2 - _MAX_FRAMES :]
+    lines = _format(outer)
+    if inner:
+        lines.append(f"    ({len(shown) - len(outer) - len(inner)} frames not shown)")
+        lines.extend(_format(inner))
     return lines
+
+
+def _format(frames: list[FrameType]) -> list[str]:
+    summary = traceback.StackSummary.extract((f, f.f_lineno) for f in frames)
+    return ["  " + line for entry in summary.format() for line in entry.rstrip("\n").split("\n")]

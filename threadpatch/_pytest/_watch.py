@@ -35,15 +35,13 @@ import functools
 import math
 import os
 import signal
-import sys
 import threading
 import time
-import traceback
 import weakref
 from typing import TYPE_CHECKING
 
 from .. import _core
-from .._diagnostics import snapshot
+from ._report import NOT_CANCELLABLE, Seen, look, thread_outcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -56,9 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["TeardownTimeout", "Watch", "cancel_threads", "quiet_cancelled_threads"]
 
 _allocate_lock = _core._natives.allocate_lock
-#: Frames of the test machinery, not of the test: never shown in a report.
-_RUNNER_PACKAGES = ("_pytest", "pytest", "pluggy", "xdist", "execnet", "pytest_timeout", "runpy")
-_MAX_FRAMES = 12
 #: Threads the plugin cancelled: a ThreadCancelled that ends one is not an error.
 _cancelled: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
@@ -133,20 +128,6 @@ def quiet_cancelled_threads() -> Callable[[], None]:
 
 
 @dataclasses.dataclass(slots=True)
-class _Seen:
-    """One thread of the test, as the look at the limit found it."""
-
-    name: str
-    role: str  # "the test", "started by the test", "started by a fixture"
-    reason: str | None  # what it waited for, in words (None: not in a threadpatch wait)
-    stack: list[str]
-    thread: threading.Thread | None = None
-    state: _core.ThreadState | None = None
-    cancelled: bool = False
-    outcome: str = ""  # filled in at the end of the phase
-
-
-@dataclasses.dataclass(slots=True)
 class _Phase:
     when: str
     threads_before: set[threading.Thread]
@@ -155,7 +136,7 @@ class _Phase:
     timers: list[object] = dataclasses.field(default_factory=list)
     ended: bool = False
     over: bool = False  # the limit passed during the phase
-    seen: list[_Seen] = dataclasses.field(default_factory=list)
+    seen: list[Seen] = dataclasses.field(default_factory=list)
     targets: list[tuple[threading.Thread | None, _core.ThreadState]] = dataclasses.field(
         default_factory=list
     )
@@ -253,7 +234,7 @@ class Watch:
                 return
             ph.over = True
             ph.over_at = time.monotonic()
-            ph.seen = self._look(ph)
+            ph.seen = look(self.me, self._first_before or ph.threads_before, ph.threads_before)
             new_threads = [s.thread for s in ph.seen if s.role == "started by the test"]
             # States made meanwhile for threads that ran before the phase (a
             # session fixture's server adopted now) are not the test's.
@@ -348,21 +329,19 @@ class Watch:
                 # The scope's timer fired and our look did not run first (it
                 # never should): the test overran; it has unwound already.
                 ph.over, ph.over_at = True, time.monotonic()
-                ph.seen = [
-                    _Seen(self.me.name or "MainThread", "the test", None, [], cancelled=True)
-                ]
+                ph.seen = [Seen(self.me.name or "MainThread", "the test", None, [], cancelled=True)]
         if restore_signal is not None:
             restore_signal()
         if not ph.over:
             return
         # The cancelled threads get what is left of the grace to end.
         left = max(0.0, ph.over_at + self.limit.grace - time.monotonic())
-        running = set(_core.cancel_states([s for _, s in ph.targets], left))
+        _core.cancel_states([s for _, s in ph.targets], left)
         for seen in ph.seen:
-            seen.outcome = self._outcome(ph, seen, running)
+            seen.outcome = self._outcome(ph, seen)
         ph.report = self._text(ph, final=True)
 
-    def _outcome(self, ph: _Phase, seen: _Seen, running: set[str]) -> str:
+    def _outcome(self, ph: _Phase, seen: Seen) -> str:
         grace = f"{self.limit.grace:g} s"
         if seen.role == "the test":
             exc = ph.exception
@@ -375,66 +354,11 @@ class Watch:
                 return "cancelled at its blocking point"
             late = time.monotonic() - ph.over_at
             return (
-                f"not in a cancellable wait (a CPU loop, or a call threadpatch does not "
-                f"cover): could not be stopped; it went on {late:.1f} s past the limit"
+                f"{NOT_CANCELLABLE}: could not be stopped; it went on {late:.1f} s past the limit"
             )
-        alive = (
-            seen.thread.is_alive()
-            if seen.thread is not None
-            else (seen.state is not None and not seen.state.finished)
-        )
-        if not seen.cancelled:
-            return "not cancelled (a fixture's thread)" + ("" if alive else ", has ended")
-        if not alive:
-            return "cancelled at its blocking point"
-        return (
-            f"still running {grace} after its cancellation: not in a cancellable wait "
-            "(a CPU loop, or a call threadpatch does not cover)"
-        )
-
-    def _outcome_now(self, seen: _Seen) -> str:
-        """What became of a thread, while the phase still runs (the ``exit`` method's report)."""
-        alive = seen.thread.is_alive() if seen.thread is not None else True
-        if not seen.cancelled:
-            return "not cancelled (a fixture's thread)"
-        if not alive:
-            return "cancelled at its blocking point"
-        return (
-            f"still running {self.limit.grace:g} s after its cancellation: not in a "
-            "cancellable wait (a CPU loop, or a call threadpatch does not cover)"
-        )
+        return thread_outcome(seen, self.limit.grace)
 
     # -- the look and the report ---------------------------------------------------
-
-    def _look(self, ph: _Phase) -> list[_Seen]:
-        """Every thread of the test, where it is and on what (any thread may call)."""
-        frames = sys._current_frames()
-        reasons = {t.ident: t.reason for t in snapshot(stacks=False)}
-        hub = _core.get_hub().ident
-        seen = [
-            _Seen(
-                self.me.name or "MainThread",
-                "the test",
-                reasons.get(self.me.ident),
-                _user_stack(frames.get(self.me.ident or 0)),
-                state=self.me,
-            )
-        ]
-        first = self._first_before or ph.threads_before
-        for thread in threading.enumerate():
-            if thread in first or thread.ident in (self.me.ident, hub) or not thread.is_alive():
-                continue
-            role = "started by a fixture" if thread in ph.threads_before else "started by the test"
-            seen.append(
-                _Seen(
-                    thread.name,
-                    role,
-                    reasons.get(thread.ident),
-                    _user_stack(frames.get(thread.ident or 0)),
-                    thread=thread,
-                )
-            )
-        return seen
 
     def _text(self, ph: _Phase, final: bool) -> str:
         where = {"setup": "during setup", "call": "during the test", "teardown": "during teardown"}[
@@ -442,7 +366,7 @@ class Watch:
         ]
         lines = [f"exceeded thread timeout of {self.limit.describe()} {where}"]
         for seen in ph.seen:
-            outcome = seen.outcome if final else self._outcome_now(seen)
+            outcome = seen.outcome if final else thread_outcome(seen, self.limit.grace)
             lines.append(f"thread {seen.name!r} ({seen.role}): {outcome}")
             lines.append(
                 f"  stuck in {seen.reason}"
@@ -450,9 +374,6 @@ class Watch:
                 else "  not in a threadpatch wait at the limit"
             )
             lines.extend(seen.stack)
-        exc = ph.exception
-        if final and exc is not None and not self._ours(ph, exc):
-            lines.append(f"then it raised {type(exc).__name__}: {exc}")
         return "\n".join(lines)
 
     def _ours(self, ph: _Phase, exc: BaseException) -> bool:
@@ -495,52 +416,3 @@ def _guarded(fin: Callable[[], object], watch: Watch) -> Callable[[], object]:
 
     guarded._threadpatch_guarded = watch  # type: ignore[attr-defined]
     return guarded
-
-
-# -- stacks ------------------------------------------------------------------------
-
-
-@functools.cache
-def _hidden_dirs() -> tuple[str, ...]:
-    dirs = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep]
-    for name in _RUNNER_PACKAGES:
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if path:
-            base = os.path.abspath(path)
-            dirs.append(os.path.dirname(base) + os.sep if base.endswith("__init__.py") else base)
-    return tuple(dirs)
-
-
-def _hidden(frame: FrameType) -> bool:
-    code = frame.f_code
-    filename = code.co_filename
-    if "__tracebackhide__" in code.co_varnames or filename.startswith("<frozen runpy"):
-        return True
-    if filename == threading.__file__ and code.co_name in ("_bootstrap", "_bootstrap_inner"):
-        return True
-    return filename.startswith(_hidden_dirs())
-
-
-def _user_stack(frame: FrameType | None) -> list[str]:
-    """The frames of ``frame``'s stack that are the user's, formatted, outermost first."""
-    chain: list[FrameType] = []
-    while frame is not None:
-        chain.append(frame)
-        frame = frame.f_back
-    chain.reverse()
-    shown = [f for f in chain if not _hidden(f)] or chain[-3:]
-    # The outermost frames are the test's own lines, the innermost where it waits.
-    outer, inner = shown, []
-    if len(shown) > _MAX_FRAMES:
-        outer, inner = shown[:2], shown[2 - _MAX_FRAMES :]
-    lines = _format(outer)
-    if inner:
-        lines.append(f"    ({len(shown) - len(outer) - len(inner)} frames not shown)")
-        lines.extend(_format(inner))
-    return lines
-
-
-def _format(frames: list[FrameType]) -> list[str]:
-    summary = traceback.StackSummary.extract((f, f.f_lineno) for f in frames)
-    return ["  " + line for entry in summary.format() for line in entry.rstrip("\n").split("\n")]

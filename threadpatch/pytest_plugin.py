@@ -59,7 +59,8 @@ class ThreadLeakWarning(pytest.PytestWarning):
 
 _SETTINGS = pytest.StashKey[SessionSettings]()
 _WATCH = pytest.StashKey[Watch]()
-_PATCH = pytest.StashKey[patched]()
+_PATCHER = pytest.StashKey["_TestPatching"]()
+_PATCHED = pytest.StashKey[bool]()
 _BEFORE = pytest.StashKey[set[_core.ThreadState]]()
 _BAD_MARKER = pytest.StashKey[Exception]()
 
@@ -76,6 +77,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = config.stash[_SETTINGS] = session_settings(config)
     config.add_cleanup(quiet_cancelled_threads())
+    patcher = config.stash[_PATCHER] = _TestPatching()
+    config.add_cleanup(patcher.stop)
     if settings.session_patched:
         patch_all()
         config.add_cleanup(unpatch_all)
@@ -91,6 +94,33 @@ def _patched_fixture() -> Iterator[None]:
     """Patch the standard library's blocking operations for the duration of the test."""
     with patched():
         yield
+
+
+class _TestPatching:
+    """Patching for the tests that want it: from the setup of the first one on.
+
+    A test with a thread timeout (unless ``--thread-timeout-no-patch``) or
+    ``@pytest.mark.threadpatch`` runs patched, from its setup to its teardown;
+    a test that wants neither runs unpatched.  Between two tests that both
+    want it, the patches stay (a cycle costs about 0.7 ms): they are undone
+    when a test that does not want them is set up, and at the session's end.
+    """
+
+    def __init__(self) -> None:
+        self._patching: patched | None = None
+
+    def want(self, wanted: bool) -> None:
+        if wanted and self._patching is None:
+            patching = patched()
+            patching.__enter__()
+            self._patching = patching
+        elif not wanted and self._patching is not None:
+            self.stop()
+
+    def stop(self) -> None:
+        patching, self._patching = self._patching, None
+        if patching is not None:
+            patching.__exit__(None, None, None)
 
 
 def _live_states() -> set[_core.ThreadState]:
@@ -110,11 +140,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
         item.stash[_BAD_MARKER] = exc
         return (yield)
     marked = item.get_closest_marker("threadpatch") is not None
-    if limit is None and not marked:
-        return (yield)
-    if not settings.session_patched and (marked or settings.patch):
-        patching = item.stash[_PATCH] = patched()
-        patching.__enter__()
+    wanted = not settings.session_patched and (marked or (limit is not None and settings.patch))
+    item.config.stash[_PATCHER].want(wanted)
+    if wanted:
+        item.stash[_PATCHED] = True
     if limit is None:
         return (yield)
     watch = item.stash[_WATCH] = Watch(item, limit)
@@ -133,7 +162,7 @@ def pytest_runtest_setup_bad_marker(item: pytest.Item) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     __tracebackhide__ = True
     watch = item.stash.get(_WATCH, None)
-    if watch is not None or _PATCH in item.stash or item.config.stash[_SETTINGS].session_patched:
+    if watch is not None or _PATCHED in item.stash or item.config.stash[_SETTINGS].session_patched:
         item.stash[_BEFORE] = _live_states()
     if watch is None:
         return (yield)
@@ -151,16 +180,10 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
         with watch.phase("teardown") if watch is not None else contextlib.nullcontext():
             return (yield)
     finally:
-        try:
-            before = item.stash.get(_BEFORE, None)
-            if before is not None:
-                done = watch.cancelled_states() if watch is not None else set()
-                _reap_leaked_threads(item, before | done)
-        finally:
-            patching = item.stash.get(_PATCH, None)
-            if patching is not None:
-                del item.stash[_PATCH]
-                patching.__exit__(None, None, None)
+        before = item.stash.get(_BEFORE, None)
+        if before is not None:
+            done = watch.cancelled_states() if watch is not None else set()
+            _reap_leaked_threads(item, before | done)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

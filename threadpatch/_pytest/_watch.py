@@ -182,8 +182,8 @@ class Watch:
             self._first_before = ph.threads_before
         self.phases[when] = ph
         self._phase = ph
-        restore_signal = self._arm_signal(ph)
         scope = ph.scope = _core.DeadlineScope(max(self._deadline - now, 1e-6), swallow=False)
+        restore_signal = self._arm_signal(ph)
         try:
             with scope:
                 hub = _core.get_hub()

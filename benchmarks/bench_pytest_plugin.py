@@ -32,8 +32,8 @@ TESTS = 300
 ROUNDS = 7
 NATIVE = ["-p", "no:threadpatch"]
 CONFIGS: list[tuple[str, list[str], float]] = [
-    ("plugin installed, no option", [], 1.05),
-    ("--thread-timeout=30 (watched and patched per test)", ["--thread-timeout=30"], 1.25),
+    ("plugin installed, no option", [], 1.1),
+    ("--thread-timeout=30 (watched and patched per test)", ["--thread-timeout=30"], 1.2),
     (
         "--thread-timeout=30 --thread-timeout-no-patch",
         ["--thread-timeout=30", "--thread-timeout-no-patch"],

@@ -548,3 +548,27 @@ def test_leaked_threads_of_a_cancelled_test_warn_nothing(pytester: pytest.Pytest
     result.assert_outcomes(failed=1)
     assert "ThreadLeakWarning" not in result.stdout.str()
     assert "PytestUnhandledThreadExceptionWarning" not in result.stdout.str()
+
+
+def test_teardown_after_an_overrun_gets_the_limit_again(pytester: pytest.Pytester) -> None:
+    # The clean-up of a test that overran may block (briefly): it is not
+    # cancelled at once, and it is bounded again.
+    done = pytester.path / "cleaned.txt"
+    pytester.makepyfile(
+        f"""
+        import threading, time, pytest
+
+        @pytest.fixture
+        def resource():
+            yield
+            threading.Event().wait(0.2)  # a clean-up that blocks, briefly
+            with open({str(done)!r}, "w") as f:
+                f.write("cleaned")
+
+        def test_hangs(resource):
+            time.sleep(60)
+        """
+    )
+    result = run(pytester, *LIMIT)
+    result.assert_outcomes(failed=1)
+    assert done.read_text() == "cleaned"

@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     "_autopatch": 4,
     "__main__": 4,
     "pytest_plugin": 4,
+    "_pytest": 4,  # the pytest plugin's settings and watchdog
     "testing": 4,  # test support: the virtual clock
     "__init__": 5,
 }

@@ -34,7 +34,13 @@ def test_thread_timeout_cancels_hung_test_and_session_goes_on(pytester: pytest.P
     pytester.makepyfile(HUNG_AND_FINE)
     result = pytester.runpytest_subprocess("--thread-timeout=0.3", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*threadpatch.sleep(60)*", "*ThreadTimeout*"])
+    result.stdout.fnmatch_lines(
+        [
+            "exceeded thread timeout of 0.3 s (--thread-timeout) during the test",
+            "  stuck in sleep(60*)",
+            "*threadpatch.sleep(60)*",
+        ]
+    )
 
 
 def test_ini_option(pytester: pytest.Pytester) -> None:
@@ -70,7 +76,13 @@ def test_marker_overrides_and_threads_of_the_test_are_cancelled(
     """)
     result = pytester.runpytest_subprocess("--thread-timeout=100", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*t.join()*", "*ThreadTimeout*"])
+    result.stdout.fnmatch_lines(
+        [
+            "exceeded thread timeout of 0.3 s (@pytest.mark.thread_timeout) during the test",
+            "*t.join()*",
+            "thread 'threadpatch-*' (started by the test): cancelled at its blocking point",
+        ]
+    )
     assert sorted(marker_file.read_text().split("\n")[:-1]) == ["worker 0", "worker 1", "worker 2"]
 
 
@@ -88,7 +100,7 @@ def test_session_patching_makes_stdlib_calls_cancellable(pytester: pytest.Pytest
         "--threadpatch", "--thread-timeout=0.3", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*time.sleep(60)*", "*ThreadTimeout*"])
+    result.stdout.fnmatch_lines(["exceeded thread timeout of 0.3 s*", "*time.sleep(60)*"])
 
 
 def test_marker_and_fixture_patch_one_test(pytester: pytest.Pytester) -> None:
@@ -139,7 +151,7 @@ def test_bad_timeout_marker_is_an_error(pytester: pytest.Pytester) -> None:
             pass
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(errors=1)  # the limit covers setup: a bad one fails it
     result.stdout.fnmatch_lines(["*ValueError*thread_timeout*"])
 
 

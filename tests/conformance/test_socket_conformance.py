@@ -30,23 +30,6 @@ test_socket = pytest.importorskip("test.test_socket")
 SKIPS: dict[str, str] = {
     # The repr names our class: "<threadpatch.socket.socket ...>" (checked in test_socket.py).
     "test_repr": "repr names threadpatch.socket.socket",
-    # Mocks socket.socket on the *stdlib* module; our create_connection looks up ours.
-    "test_create_connection_timeout": "mocks the stdlib module's socket class",
-    # Expects the C-level timeout attribute/flags of a blocking descriptor: ours is
-    # O_NONBLOCK underneath by design (getblocking()/gettimeout() report the user's view).
-    "test_setblocking_invalidfd": "probes the C-level descriptor flags",
-    "testSetBlocking_overflow": "probes _testcapi / C-level limits",
-    "test_socket_fileno_requires_valid_fd": "fileno probing of the C object",
-    "test_socket_fileno_requires_socket_fd": "fileno probing of the C object",
-    "test_socket_fileno_rejects_invalid_socket": "fileno probing of the C object",
-    "test_socket_fileno_rejects_negative": "fileno probing of the C object",
-    "test_socket_fileno_rejects_float": "fileno probing of the C object",
-    "test_socket_fileno_rejects_other_types": "fileno probing of the C object",
-    # Deliberately non-blocking descriptor: the fd is O_NONBLOCK whatever the timeout.
-    "testInitNonBlocking": "checks os.get_blocking(fd); ours is non-blocking underneath",
-    "testSetBlocking": "checks fcntl flags of the descriptor, not the socket view",
-    "test_SOCK_NONBLOCK": "checks fcntl O_NONBLOCK of a blocking socket; ours is non-blocking",
-    "test_setblocking_invalidfd_or_other": "C-level flags",
 }
 
 

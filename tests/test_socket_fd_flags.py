@@ -307,3 +307,74 @@ def test_multiprocessing_manager_under_python_m_threadpatch(tmp_path: Any) -> No
         "got item",
         "client got over a blocking descriptor",
     ]
+
+
+ADDR = ("127.0.0.1", 9)
+BAD_CALLS: dict[str, Callable[[Any], object]] = {
+    "recv()": lambda s: s.recv(),
+    "recv(1, 'x')": lambda s: s.recv(1, "x"),
+    "recv(1, None)": lambda s: s.recv(1, None),
+    "recv(1, 2**40)": lambda s: s.recv(1, 2**40),
+    "recv(1, 0, 0)": lambda s: s.recv(1, 0, 0),
+    "recv(bufsize=1)": lambda s: s.recv(bufsize=1),
+    "recv_into()": lambda s: s.recv_into(),
+    "recv_into(buf, 0, 'x')": lambda s: s.recv_into(bytearray(1), 0, "x"),
+    "recv_into(buf, flags='x')": lambda s: s.recv_into(bytearray(1), flags="x"),
+    "recv_into(buffer=buf, flags=1.5)": lambda s: s.recv_into(buffer=bytearray(1), flags=1.5),
+    "recv_into(buf, 0, 0, 0)": lambda s: s.recv_into(bytearray(1), 0, 0, 0),
+    "recv_into(buf, 0, 0, flags=0)": lambda s: s.recv_into(bytearray(1), 0, 0, flags=0),
+    "recv_into(buf, nbytes=-1)": lambda s: s.recv_into(bytearray(1), nbytes=-1),
+    "recv_into(buf, bogus=1)": lambda s: s.recv_into(bytearray(1), bogus=1),
+    "recvfrom(1, 'x')": lambda s: s.recvfrom(1, "x"),
+    "recvfrom_into(buf, flags='x')": lambda s: s.recvfrom_into(bytearray(1), flags="x"),
+    "recvmsg(1, 'x')": lambda s: s.recvmsg(1, "x"),
+    "recvmsg(1, 0, 'x')": lambda s: s.recvmsg(1, 0, "x"),
+    "recvmsg(-1)": lambda s: s.recvmsg(-1),
+    "recvmsg_into([buf], 0, None)": lambda s: s.recvmsg_into([bytearray(1)], 0, None),
+    "recvmsg_into([b'x'])": lambda s: s.recvmsg_into([b"x"]),
+    "send(b'x', 'f')": lambda s: s.send(b"x", "f"),
+    "sendall(b'x', 'f')": lambda s: s.sendall(b"x", "f"),
+    "sendall(b'x', 2**40)": lambda s: s.sendall(b"x", 2**40),
+    "sendall('x')": lambda s: s.sendall("x"),
+    "sendall()": lambda s: s.sendall(),
+    "sendall(b'x', 0, 0)": lambda s: s.sendall(b"x", 0, 0),
+    "sendall(data=b'x')": lambda s: s.sendall(data=b"x"),
+    "sendto(b'foo', 0, None)": lambda s: s.sendto(b"foo", 0, None),
+    "sendto(b'foo', None)": lambda s: s.sendto(b"foo", None),
+    "sendto('str', addr)": lambda s: s.sendto("\u2620", ADDR),
+    "sendto(5j, addr)": lambda s: s.sendto(5j, ADDR),
+    "sendto(b'foo', 'bar', addr)": lambda s: s.sendto(b"foo", "bar", ADDR),
+    "sendto(b'foo', None, None)": lambda s: s.sendto(b"foo", None, None),
+    "sendto(b'foo')": lambda s: s.sendto(b"foo"),
+    "sendto(b'foo', 0, addr, 4)": lambda s: s.sendto(b"foo", 0, ADDR, 4),
+    "sendto(b'foo', 0, bad port)": lambda s: s.sendto(b"foo", 0, ("127.0.0.1", 70000)),
+    "sendto(b'foo', flags=0)": lambda s: s.sendto(b"foo", ADDR, flags=0),
+    "sendmsg([b'x'], [], 'f')": lambda s: s.sendmsg([b"x"], [], "f"),
+    "sendmsg(['x'])": lambda s: s.sendmsg(["x"]),
+    "sendmsg([b'x'], [], 0, 'addr')": lambda s: s.sendmsg([b"x"], [], 0, "addr"),
+    "accept(1)": lambda s: s.accept(1),
+    "connect()": lambda s: s.connect(),
+    "connect(address=addr)": lambda s: s.connect(address=ADDR),
+    "connect_ex(1, 2)": lambda s: s.connect_ex(1, 2),
+}
+
+
+def _bad_outcome(kind: str, call: str, timeout: float | None) -> tuple[Any, ...]:
+    with CLASSES[kind](std_socket.AF_INET, std_socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(timeout)
+        try:
+            BAD_CALLS[call](s)
+        except Exception as exc:
+            return type(exc), str(exc)
+        return ("no error",)
+
+
+@pytest.mark.parametrize("timeout", [None, 0.0, 5.0])
+@pytest.mark.parametrize("kind", OURS)
+@pytest.mark.parametrize("call", BAD_CALLS)
+def test_bad_arguments_raise_the_stdlibs_errors(kind: str, call: str, timeout: float) -> None:
+    """Adding MSG_DONTWAIT to the flags never changes the stdlib's error for bad arguments."""
+    expected = _bad_outcome("stdlib", call, timeout)
+    assert expected[0] is not "no error"  # noqa: F632 - every call is a bad one
+    assert _bad_outcome(kind, call, timeout) == expected

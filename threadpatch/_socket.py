@@ -99,6 +99,9 @@ def accept(self: Any) -> tuple[_std.socket, Any]:
     return sock, addr
 
 
+accept.__qualname__ = "socket.accept"  # as the stdlib's, in its errors
+
+
 # -- the class -------------------------------------------------------------------
 
 

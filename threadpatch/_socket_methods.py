@@ -352,8 +352,11 @@ def _nbytes(data: Any) -> int:
         return view.nbytes
 
 
-def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
+def sendall(self: Any, /, *args: Any, **kwargs: Any) -> None:
     """Send all of ``data``; on an exception part-way, ``exc.bytes_sent`` says how much went."""
+    if kwargs or not 1 <= len(args) <= 2:
+        return _c_sendall(self, *args, **kwargs)  # the stdlib's TypeError
+    data, flags = args if len(args) == 2 else (args[0], 0)
     c_timeout = _c_gettimeout(self)
     if c_timeout and not adopt(self):
         return _c_sendall(self, data, flags)
@@ -425,7 +428,10 @@ _toggled_connect = nonblocking_call(_c_connect)
 _toggled_connect_ex = nonblocking_call(_c_connect_ex)
 
 
-def connect(self: Any, address: Any, /) -> None:
+def connect(self: Any, /, *args: Any, **kwargs: Any) -> None:
+    if kwargs or len(args) != 1:
+        return _c_connect(self, *args, **kwargs)  # the stdlib's TypeError
+    (address,) = args
     c_timeout = _c_gettimeout(self)
     if c_timeout and not adopt(self):
         return _c_connect(self, address)
@@ -446,7 +452,10 @@ def connect(self: Any, address: Any, /) -> None:
     return None
 
 
-def connect_ex(self: Any, address: Any, /) -> int:
+def connect_ex(self: Any, /, *args: Any, **kwargs: Any) -> int:
+    if kwargs or len(args) != 1:
+        return _c_connect_ex(self, *args, **kwargs)  # the stdlib's TypeError
+    (address,) = args
     c_timeout = _c_gettimeout(self)
     if c_timeout and not adopt(self):
         return _c_connect_ex(self, address)

@@ -11,19 +11,14 @@ Skip list (with reasons) is SKIPS below.
 
 from __future__ import annotations
 
-import contextlib
-import types
 import unittest
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from threadpatch import socket as tp_socket
 
 from ._skips import apply_skips
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 test_socket = pytest.importorskip("test.test_socket")
 
@@ -36,12 +31,8 @@ SKIPS: dict[str, str] = {
 class _Ours:
     """Run the test with ``test.test_socket.socket`` bound to threadpatch.socket.
 
-    ``threading_helper.wait_threads_exit`` counts native threads with
-    ``_thread._count()``; threadpatch's resolver pool keeps a few native
-    workers alive for a while after a lookup of "localhost" (the tests' HOST),
-    so that check would wait its whole timeout.  It is replaced by a no-op
-    while our tests run (gevent's runner does the same); thread leaks are
-    still caught by the suite's own fixture.
+    ``threading_helper.wait_threads_exit`` (which counts native threads) stays
+    the suite's own: the resolver pool's workers exit once their lookup is done.
     """
 
     def setUp(self) -> None:
@@ -56,17 +47,6 @@ class _Ours:
 
 
 _STD_SOCKET = test_socket.socket
-
-
-@contextlib.contextmanager
-def _no_wait(timeout: float | None = None) -> Iterator[None]:
-    yield
-
-
-# Only test.test_socket's own view of threading_helper changes (see _Ours).
-test_socket.threading_helper = types.SimpleNamespace(
-    **{**vars(test_socket.threading_helper), "wait_threads_exit": _no_wait}
-)
 
 
 def _ours(base: type) -> type:

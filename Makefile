@@ -9,7 +9,7 @@ PYTHONS ?= 3.11 3.12 3.13
 PURE_PY ?= 3.12
 DEMO_PY ?= 3.11
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean conformance conformance-fast
 
 demo: .venv/$(DEMO_PY)/.ok
 	.venv/$(DEMO_PY)/bin/python examples/run_all.py
@@ -25,6 +25,25 @@ test: $(foreach v,$(sort $(PYTHONS) $(PURE_PY)),.venv/$(v)/.ok)
 	THREADPATCH_PURE_PYTHON=1 .venv/$(PURE_PY)/bin/python -m pytest -p no:cacheprovider -q \
 		|| failed="$$failed $(PURE_PY)(pure-Python)"; \
 	if [ -n "$$failed" ]; then echo "tests failed on Python$$failed"; exit 1; fi
+
+# -- conformance: CPython's own regression suites under patch_all() ----------------
+# (tests/conformance/cpython_suites.py).  Fails on a failure not in
+# tests/conformance/known_failures.txt and on a known failure that now passes.
+# `make conformance` runs every suite on one Python (CONFORMANCE_PY);
+# `make test` runs the fast set on every Python (conformance-fast).
+CONFORMANCE_PY ?= 3.12
+CONFORMANCE_JOBS ?= 2
+
+conformance: .venv/$(CONFORMANCE_PY)/.ok
+	.venv/$(CONFORMANCE_PY)/bin/python -m tests.conformance.cpython_suites check -j $(CONFORMANCE_JOBS)
+
+conformance-fast: $(foreach v,$(PYTHONS),.venv/$(v)/.ok)
+	@failed=""; for v in $(PYTHONS); do \
+		echo "=== CPython's suites under patch_all() (fast set), Python $$v ==="; \
+		.venv/$$v/bin/python -m tests.conformance.cpython_suites check --fast -j $(CONFORMANCE_JOBS) \
+			|| failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "conformance failed on Python$$failed"; exit 1; fi
 
 bench: .venv/$(DEMO_PY)/.ok
 	.venv/$(DEMO_PY)/bin/python -m pip install -q -e '.[bench]'  # gevent, for the comparison

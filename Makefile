@@ -1,7 +1,8 @@
 # The two commands the README opens with:
 #   make demo   -- run the talk's examples end to end
 #   make test   -- lint, type-check, and run the tests on Python 3.11, 3.12 and 3.13,
-#                  and once more on 3.12 without the C accelerator (THREADPATCH_PURE_PYTHON=1)
+#                  and once more on 3.12 without the C accelerator (THREADPATCH_PURE_PYTHON=1);
+#                  then CPython's own suites (the fast set) under patch_all() on each Python
 # Each creates the virtual environments it needs under .venv/.
 
 PYTHONS ?= 3.11 3.12 3.13
@@ -25,6 +26,7 @@ test: $(foreach v,$(sort $(PYTHONS) $(PURE_PY)),.venv/$(v)/.ok)
 	THREADPATCH_PURE_PYTHON=1 .venv/$(PURE_PY)/bin/python -m pytest -p no:cacheprovider -q \
 		|| failed="$$failed $(PURE_PY)(pure-Python)"; \
 	if [ -n "$$failed" ]; then echo "tests failed on Python$$failed"; exit 1; fi
+	@$(MAKE) --no-print-directory conformance-fast
 
 # -- conformance: CPython's own regression suites under patch_all() ----------------
 # (tests/conformance/cpython_suites.py).  Fails on a failure not in

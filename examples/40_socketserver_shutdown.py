@@ -19,48 +19,56 @@ from threadpatch import socketserver
 
 N_CLIENTS = 3
 started = threading.Semaphore(0)
+# Handler threads print concurrently; print() writes the text and the newline
+# separately, so without a lock their lines interleave mid-line.  A native lock
+# (this demo does not patch threading): taking it in a cancelled handler's
+# finally block must not be a cancellation point.
+_print_lock = threading.Lock()
+
+
+def say(*args: object) -> None:
+    with _print_lock:
+        print(*args, flush=True)
 
 
 class Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         peer = self.client_address[1]
-        print(f"  handler for client :{peer}: waiting for a line...")
+        say(f"  handler for client :{peer}: waiting for a line...")
         started.release()
         try:
             line = self.rfile.readline()  # the client never sends one
             self.wfile.write(line.upper())
         except threadpatch.ThreadCancelled:
-            print(f"  handler for client :{peer}: cancelled at its blocked read")
+            say(f"  handler for client :{peer}: cancelled at its blocked read")
             raise
         finally:
-            print(f"  handler for client :{peer}: finally block ran, connection closing")
+            say(f"  handler for client :{peer}: finally block ran, connection closing")
 
 
 def main() -> None:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    print(f"server listening on {server.server_address}")
+    say(f"server listening on {server.server_address}")
     serving = threadpatch.spawn(server.serve_forever, name="serve_forever")
 
     clients = [socket.create_connection(server.server_address) for _ in range(N_CLIENTS)]
     for _ in range(N_CLIENTS):
         started.acquire(timeout=10)
-    print(
-        f"{N_CLIENTS} clients connected and hanging; handler threads:", len(server.handler_threads)
-    )
+    say(f"{N_CLIENTS} clients connected and hanging; handler threads:", len(server.handler_threads))
 
     t0 = time.monotonic()
-    print("calling server.shutdown() ...")
+    say("calling server.shutdown() ...")
     server.shutdown()
     server.server_close()
     elapsed = time.monotonic() - t0
     serving.join(5)
-    print(
+    say(
         f"shutdown() + server_close() returned in {elapsed * 1000:.1f} ms;"
         f" handler threads left: {len(server.handler_threads)}"
     )
 
     for c in clients:
-        print(f"  client :{c.getsockname()[1]} sees the connection closed:", c.recv(10) == b"")
+        say(f"  client :{c.getsockname()[1]} sees the connection closed:", c.recv(10) == b"")
         c.close()
     assert elapsed < 5, "shutdown was not prompt"
 

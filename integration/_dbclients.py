@@ -21,13 +21,13 @@ import itertools
 import json
 import os
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from _routes import ROUTES, parked, run_stopped
+
 import threadpatch
-from threadpatch import _core
 
 BLOCK_SECONDS = 30  # what a blocking call asks the server for; the tests never wait for it
 _names = itertools.count()
@@ -380,9 +380,20 @@ class RedisPubSub(_Redis):
                 assert message["type"] == "subscribe", message
 
 
+class RedisPubSubListen(_Redis):
+    key = "redis-pubsub-listen"
+    label = "redis-py pub/sub listen()"
+
+    def block(self, conn: Any) -> None:
+        with conn.pubsub() as pubsub:
+            pubsub.subscribe(unique_name("channel"))
+            for message in pubsub.listen():  # the subscribe confirmation, then nothing
+                assert message["type"] == "subscribe", message
+
+
 CLIENTS: dict[str, Client] = {
     c.key: c for c in (Psycopg(), PsycopgPool(), Psycopg2(), Pg8000(), PyMySQL(),
-                       RedisBlpop(), RedisXread(), RedisPubSub())
+                       RedisBlpop(), RedisXread(), RedisPubSub(), RedisPubSubListen())
 }  # fmt: skip
 
 
@@ -396,8 +407,8 @@ class Outcome:
     client: str
     label: str
     version: str
-    how: str  # cancel | deadline
-    imported: str  # before | after (patching)
+    how: str  # a key of _routes.ROUTES
+    imported: str  # before | after (patch_all()) | startup (THREADPATCH_AUTOPATCH=1)
     round_trip: bool
     raised: str  # the exception the blocked thread saw
     latency: float | None  # seconds from the cancel (or deadline) to that exception
@@ -409,57 +420,21 @@ class Outcome:
         return json.dumps(asdict(self))
 
 
-DEADLINE = 0.2
-
-
-def _parked(thread: threading.Thread) -> bool:
-    state = _core.state_for_thread(thread)
-    return state is not None and state.parked
-
-
 def run_blocked(
     client: Client, info: dict[str, Any], monitor: Monitor, how: str, imported: str
 ) -> Outcome:
-    """Block a plain thread on the server, stop it by ``how``, and see what is left."""
+    """Block a plain thread on the server, stop it by route ``how``, and see what is left."""
     name = unique_name(client.key.replace("-", "_"))
     conn = client.connect(info, name)
     try:
         assert client.round_trip(conn) == client.expected
-        seen: dict[str, Any] = {}
-
-        def worker() -> None:
-            try:
-                if how == "deadline":
-                    seen["deadline"] = time.monotonic() + DEADLINE
-                    with threadpatch.timeout_after(DEADLINE):
-                        client.block(conn)
-                else:
-                    client.block(conn)
-            except BaseException as exc:
-                seen["at"] = time.monotonic()
-                seen["raised"] = type(exc).__name__
-            else:
-                seen["raised"] = "nothing"
-
-        thread = threading.Thread(target=worker, name=f"blocked-{client.key}")
-        thread.start()
-        try:
-            running = poll_until(lambda: monitor.active(name), 10)
-            assert running is not None or "raised" in seen, "the call never ran on the server"
-            if how == "cancel":
-                blocked = poll_until(lambda: _parked(thread) or "raised" in seen, 10)
-                assert blocked is not None, "the thread never blocked in a cancellation point"
-                assert "raised" not in seen, seen
-                cancelled_at = time.monotonic()
-                threadpatch.cancel(thread, blocking=False)
-            thread.join(10)
-            assert not thread.is_alive(), "the blocked thread did not end"
-        finally:
-            if thread.is_alive():  # pragma: no cover - a failed test; let the thread go
-                threadpatch.cancel(thread, timeout=5)
-        start = seen.get("deadline") if how == "deadline" else cancelled_at
-        latency = seen["at"] - start if "at" in seen else None
-        stopped = poll_until(lambda: not monitor.active(name), 1.0)
+        stopped = run_stopped(
+            ROUTES[how],
+            lambda: client.block(conn),
+            lambda thread: parked(thread) and monitor.active(name),
+            f"blocked-{client.key}",
+        )
+        server_stopped = poll_until(lambda: not monitor.active(name), 1.0)
         after = client.after(conn)
     finally:
         client.close(conn)
@@ -468,7 +443,7 @@ def run_blocked(
         left = monitor.count(name)
     return Outcome(
         client.key, client.label, client.version(), how, imported, True,
-        seen["raised"], latency, stopped, after.split(":")[0], left,
+        stopped.raised, stopped.latency, server_stopped, after.split(":")[0], left,
     )  # fmt: skip
 
 
@@ -477,7 +452,10 @@ def main() -> None:
     key, how, imported, info_json = sys.argv[1:5]
     info = json.loads(info_json)
     client = CLIENTS[key]
-    if imported == "after":
+    if imported == "startup":  # THREADPATCH_AUTOPATCH=1 patched at interpreter start-up
+        assert threadpatch.is_patched("socket"), "THREADPATCH_AUTOPATCH did not patch"
+        client.import_driver()
+    elif imported == "after":
         threadpatch.patch_all()
         client.import_driver()
     else:

@@ -22,6 +22,7 @@ import xmlrpc.server
 from typing import TYPE_CHECKING, Any
 
 import _dbservers
+import _netservers
 import pytest
 from _servers import TLS, Server
 
@@ -291,6 +292,16 @@ def redis_info() -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def mariadb_info() -> Iterator[dict[str, Any]]:
     yield from _server_info(_dbservers.start_mariadb)
+
+
+@pytest.fixture(scope="session")
+def net_servers() -> Iterator[dict[str, dict[str, Any]]]:
+    """The network servers of :mod:`_netservers` (one child process for the session)."""
+    servers, proc = _netservers.start()
+    try:
+        yield servers
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import _dbservers
 import pytest
-from _dbclients import CLIENTS, Client, Monitor, Outcome, _parked, make_monitor, run_blocked
+from _dbclients import CLIENTS, Client, Monitor, Outcome, make_monitor, run_blocked
+from _routes import MAX_LATENCY, ROUTES, parked
 
 import threadpatch
 
@@ -47,7 +48,6 @@ def _import_drivers() -> None:
 _import_drivers()
 
 SERVER_FIXTURES = {"postgres": "postgres_info", "redis": "redis_info", "mariadb": "mariadb_info"}
-MAX_LATENCY = 2.0  # seconds; generous for CI (typically a few ms)
 
 
 @pytest.fixture(params=list(CLIENTS))
@@ -81,9 +81,10 @@ def monitor(client: Client, info: dict[str, Any], monitors: dict[str, Monitor]) 
 
 
 def check(outcome: Outcome, client: Client, compat_results: list[dict[str, Any]]) -> None:
-    expected = "ThreadCancelled" if outcome.how == "cancel" else "ThreadTimeout"
+    expected = ROUTES[outcome.how].outer
     row = asdict(outcome)
     row["notes"] = client.notes
+    row["outer"] = expected
     row["passed"] = (
         outcome.raised == expected
         and outcome.latency is not None
@@ -111,7 +112,7 @@ def test_round_trip(client: Client, info: dict[str, Any], no_fd_leak: Callable[[
     no_fd_leak()
 
 
-@pytest.mark.parametrize("how", ["cancel", "deadline"])
+@pytest.mark.parametrize("how", list(ROUTES))
 def test_blocked_call_is_stopped(
     client: Client,
     info: dict[str, Any],
@@ -129,21 +130,26 @@ def _child(key: str, how: str, imported: str, info: dict[str, Any], **env: str) 
     here = os.path.dirname(__file__)
     result = subprocess.run(
         [sys.executable, os.path.join(here, "_dbclients.py"), key, how, imported, json.dumps(info)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False,
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "THREADPATCH_AUTOPATCH": "", **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return Outcome(**json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.parametrize("imported", ["after", "startup"])
 def test_imported_after_patching(
-    client: Client, info: dict[str, Any], compat_results: list[dict[str, Any]]
+    client: Client, info: dict[str, Any], imported: str, compat_results: list[dict[str, Any]]
 ) -> None:
-    """A child interpreter: ``patch_all()`` first, then ``import`` the driver."""
-    check(_child(client.key, "cancel", "after", info), client, compat_results)
+    """A child interpreter: ``patch_all()`` (or ``THREADPATCH_AUTOPATCH=1``), then the import."""
+    autopatch = "1" if imported == "startup" else ""
+    outcome = _child(client.key, "cancel", imported, info, THREADPATCH_AUTOPATCH=autopatch)
+    assert outcome.imported == imported
+    check(outcome, client, compat_results)
 
 
 @pytest.mark.parametrize("imported", ["before", "after"])
-@pytest.mark.parametrize("how", ["cancel", "deadline"])
+@pytest.mark.parametrize("how", list(ROUTES))
 def test_psycopg_pure_python(
     postgres_info: dict[str, Any],
     imported: str,
@@ -158,7 +164,7 @@ def test_psycopg_pure_python(
 
 def _wait_parked(thread: threading.Thread) -> None:
     deadline = time.monotonic() + 10
-    while not (_parked(thread) or not thread.is_alive()):
+    while not (parked(thread) or not thread.is_alive()):
         assert time.monotonic() < deadline, "the thread never blocked in a cancellation point"
         time.sleep(0.001)  # polling the thread's state, not synchronising on time
 

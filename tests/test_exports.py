@@ -20,7 +20,8 @@ LAYERS: dict[str, int] = {
     "_conditions": 1,
     "_semaphores": 1,
     "_signal_safe": 1,
-    "_accel": 1,  # loads the C accelerator
+    "_version": 0,  # the version string, read by pyproject.toml too
+    "_accel": 1,  # loads the C accelerator; refuses a platform other than Linux
     "_speedups": 1,  # C fast paths of _sync and _socket (optional extension)
     "_queue": 1,
     "_simple_queue": 1,
@@ -34,16 +35,21 @@ LAYERS: dict[str, int] = {
     "_select": 2,
     "_selectors": 2,
     "_socketserver": 2,
+    "_subprocess": 2,  # Popen waits on a pidfd, on the core
     "socket": 2,
     "ssl": 2,
     "select": 2,
     "selectors": 2,
     "socketserver": 2,
     "_futures": 2,  # interop: concurrent.futures' worker loop, on the core
-    "_asyncio": 2,  # interop: asyncio's Runner.close, on the core
+    "futures": 2,  # interop: the executor whose Future.cancel() stops running work
+    "_asyncio": 2,  # interop: asyncio's Runner.close and task deadlines, on the core
+    "_workers": 2,  # interop: the bounded pool of to_thread's worker threads
+    "_bridges": 2,  # interop: to_thread / from_thread for asyncio, trio and the hub's curio
     "_psycopg": 2,  # interop: psycopg 3's wait functions, on the core
     "_psycopg2": 2,  # interop: psycopg2's wait callback, on the core
     "_dbcancel": 2,  # interop: server-side cancel for pg8000 and PyMySQL
+    "_cleanup": 2,  # interop: a client's own clean-up on a cancellation (xmlrpc, imaplib)
     "_describe": 2,  # wait reasons in words, for _diagnostics
     "_diagnostics": 2,  # snapshot, dump, find_deadlocks: reads the core's wait records
     "_monitor": 2,  # the live view: serves snapshots on a Unix socket

@@ -190,11 +190,14 @@ def test_the_clock_in_a_child_interpreter() -> None:
                     with threadpatch.timeout_after(300):
                         time.sleep(3600)
                 except TimeoutError:
-                    out.append(clock.time() - start)
+                    # absolute times: the difference is 300 up to float rounding
+                    out.append(round(clock.time() - start, 6))
             t = threading.Thread(target=worker)
             t.start()
             t.join(20)
-            print(out, time.monotonic() - t0 < 20)
+            # The deadline is start + 300 on a clock that starts at the real
+            # time: the difference back is 300 up to the float's rounding.
+            print([round(x, 6) for x in out], time.monotonic() - t0 < 20)
     """)
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False

@@ -18,9 +18,18 @@ no test assertions to rewrite, so pytest must not warn that it came too late.
 
 import sys as _sys
 
+# _accel first: it refuses a platform other than Linux (ImportError) before the core loads.
+from ._accel import AcceleratorWarning as AcceleratorWarning
+from ._accel import implementation as implementation
+from ._bridges import from_thread as from_thread
+from ._bridges import shutdown_idle_workers as shutdown_idle_workers
+from ._bridges import to_thread as to_thread
+from ._bridges import to_thread_until as to_thread_until
+from ._core import CancelScope as CancelScope
 from ._core import DeadlineExpired as DeadlineExpired
 from ._core import DeadlineScope as DeadlineScope
 from ._core import HubError as HubError
+from ._core import ScopeCancelled as ScopeCancelled
 from ._core import Thread as Thread
 from ._core import ThreadCancelled as ThreadCancelled
 from ._core import ThreadError as ThreadError
@@ -30,6 +39,7 @@ from ._core import ThreadTimeout as ThreadTimeout
 from ._core import cancel as cancel
 from ._core import checkpoint as checkpoint
 from ._core import current as current
+from ._core import current_time as current_time
 from ._core import ignore_after as ignore_after
 from ._core import run as run
 from ._core import shield as shield
@@ -43,6 +53,7 @@ from ._diagnostics import dump_on_signal as dump_on_signal
 from ._diagnostics import find_deadlocks as find_deadlocks
 from ._diagnostics import snapshot as snapshot
 from ._monitor import serve_from_environment as _serve_from_environment
+from ._patching import PatchFlags as PatchFlags
 from ._patching import ThreadpatchWarning as ThreadpatchWarning
 from ._patching import is_patched as is_patched
 from ._patching import original as original
@@ -63,13 +74,14 @@ from ._sync import Event as Event
 from ._sync import Lock as Lock
 from ._sync import RLock as RLock
 from ._sync import Semaphore as Semaphore
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 __all__ = [
+    "AcceleratorWarning",
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
+    "CancelScope",
     "Condition",
     "DeadlineExpired",
     "DeadlineScope",
@@ -80,9 +92,11 @@ __all__ = [
     "HubError",
     "LifoQueue",
     "Lock",
+    "PatchFlags",
     "PriorityQueue",
     "Queue",
     "RLock",
+    "ScopeCancelled",
     "Semaphore",
     "SimpleQueue",
     "Thread",
@@ -96,20 +110,26 @@ __all__ = [
     "cancel",
     "checkpoint",
     "current",
+    "current_time",
     "dump",
     "dump_on_signal",
     "find_deadlocks",
+    "from_thread",
     "ignore_after",
+    "implementation",
     "is_patched",
     "original",
     "patch_all",
     "patched",
     "run",
     "shield",
+    "shutdown_idle_workers",
     "sleep",
     "snapshot",
     "spawn",
     "timeout_after",
+    "to_thread",
+    "to_thread_until",
     "unpatch_all",
 ]
 

@@ -36,17 +36,22 @@ import importlib
 import sys
 import warnings
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from . import _core
 from ._core import _natives
+from .patches import OFF_BY_DEFAULT as OFF_BY_DEFAULT
 from .patches import TARGETS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from typing import Unpack
 
 __all__ = [
     "FLAGS",
+    "OFF_BY_DEFAULT",
+    "PatchFlag",
+    "PatchFlags",
     "ThreadpatchWarning",
     "is_patched",
     "original",
@@ -57,6 +62,68 @@ __all__ = [
 
 #: The flags of :func:`patch_all` and :func:`patched`, in the order the sets apply.
 FLAGS: tuple[str, ...] = tuple(TARGETS)
+
+
+class PatchFlags(TypedDict, total=False):
+    """The keyword arguments of :func:`patch_all` and :func:`patched`: one bool per patch set.
+
+    Every set is on by default except ``futures`` and ``asyncio`` (see ``OFF_BY_DEFAULT``);
+    a type checker rejects a flag that does not exist.
+    """
+
+    time: bool
+    threading: bool
+    queue: bool
+    socket: bool
+    dns: bool
+    select: bool
+    selectors: bool
+    socketserver: bool
+    ssl: bool
+    subprocess: bool
+    urllib3: bool
+    xmlrpc: bool
+    imaplib: bool
+    thread_pool: bool
+    futures: bool
+    asyncio_runner: bool
+    asyncio: bool
+    trio: bool
+    psycopg: bool
+    psycopg_pool: bool
+    psycopg2: bool
+    pg8000: bool
+    pymysql: bool
+
+
+PatchFlags.__module__ = "threadpatch"
+
+#: The name of one patch set, for :func:`is_patched` (the keys of :class:`PatchFlags`).
+PatchFlag = Literal[
+    "time",
+    "threading",
+    "queue",
+    "socket",
+    "dns",
+    "select",
+    "selectors",
+    "socketserver",
+    "ssl",
+    "subprocess",
+    "urllib3",
+    "xmlrpc",
+    "imaplib",
+    "thread_pool",
+    "futures",
+    "asyncio_runner",
+    "asyncio",
+    "trio",
+    "psycopg",
+    "psycopg_pool",
+    "psycopg2",
+    "pg8000",
+    "pymysql",
+]
 
 
 class ThreadpatchWarning(UserWarning):
@@ -263,26 +330,37 @@ def _flush_warnings() -> None:
         warnings.warn(message, ThreadpatchWarning, stacklevel=3)
 
 
+def _unknown_flag(name: object) -> TypeError:
+    return TypeError(f"unknown patch flag {name!r}; the flags are {', '.join(FLAGS)}")
+
+
 def _select(flags: Mapping[str, object], default: bool) -> list[str]:
     for name, value in flags.items():
         if name not in _sets:
-            raise TypeError(f"unknown patch flag {name!r}; the flags are {', '.join(FLAGS)}")
+            raise _unknown_flag(name)
         if not isinstance(value, bool):
             raise TypeError(f"patch flag {name}= must be True or False, got {value!r}")
-    return [flag for flag in FLAGS if flags.get(flag, default)]
+    return [flag for flag in FLAGS if flags.get(flag, default and flag not in OFF_BY_DEFAULT)]
 
 
 # -- public API ----------------------------------------------------------------------
 
 
-def patch_all(**flags: bool) -> None:
+def patch_all(**flags: Unpack[PatchFlags]) -> None:
     """Make the standard library's blocking operations cancellation points.
 
-    Every patch set is on by default; turn one off with ``flag=False``
-    (flags: ``time``, ``threading``, ``queue``, ``socket``, ``dns``,
-    ``select``, ``selectors``, ``socketserver``, ``ssl``, ``urllib3``,
-    ``thread_pool``, ``asyncio``, ``trio``, ``psycopg``, ``psycopg_pool``, ``psycopg2``,
-    ``pg8000``, ``pymysql``).
+    Every patch set is on by default but those of :data:`OFF_BY_DEFAULT`; turn
+    one off with ``flag=False`` (flags: ``time``, ``threading``, ``queue``,
+    ``socket``, ``dns``, ``select``, ``selectors``, ``socketserver``, ``ssl``,
+    ``subprocess``, ``urllib3``, ``xmlrpc``, ``imaplib``, ``thread_pool``,
+    ``futures``, ``asyncio_runner``, ``asyncio``, ``trio``, ``psycopg``,
+    ``psycopg_pool``, ``psycopg2``, ``pg8000``, ``pymysql``; see
+    :class:`PatchFlags`).  The sets that change documented behaviour are off
+    unless turned on with ``flag=True``: ``futures`` (``Future.cancel()`` of the
+    standard ``ThreadPoolExecutor`` stops running work, see
+    :mod:`threadpatch.futures`) and ``asyncio`` (``asyncio.to_thread`` and
+    ``run_in_executor(None, ...)`` cancel their thread when the task is
+    cancelled).
     Calling it again is a no-op for the sets already on (and turns on the
     sets newly selected).  A module that is imported later is patched when it
     is imported.  Never starts the hub.
@@ -331,14 +409,14 @@ def unpatch_all() -> None:
 class patched:
     """``with patched(**flags):`` patches for the duration of the block.
 
-    Same flags as :func:`patch_all`.  Blocks nest (also inside or around
+    Same flags (and defaults) as :func:`patch_all`.  Blocks nest (also inside or around
     :func:`patch_all`): each set is applied by the first holder and restored
     by the last.  An instance can be entered again after it has exited.
     """
 
     __module__ = "threadpatch"
 
-    def __init__(self, **flags: bool) -> None:
+    def __init__(self, **flags: Unpack[PatchFlags]) -> None:
         self._flags = _select(flags, True)
         self._held: list[list[str]] = []
 
@@ -377,22 +455,22 @@ class patched:
         return False
 
 
-def is_patched(flag: str | None = None) -> bool:
+def is_patched(flag: PatchFlag | None = None) -> bool:
     """Whether patch set ``flag`` is on (any set, if ``flag`` is None).
 
     A set is on from :func:`patch_all` (or entering ``patched()``) until it is
     undone, also while its target module has not been imported yet.
 
     Raises:
-        ValueError: ``flag`` is not a patch flag.
+        TypeError: ``flag`` is not a patch flag (as ``patched(bogus=True)``).
     """
     with _lock:
         if flag is None:
             return any(s.depth for s in _sets.values())
         try:
             return _sets[flag].depth > 0
-        except KeyError:
-            raise ValueError(f"unknown patch flag {flag!r}") from None
+        except (KeyError, TypeError):
+            raise _unknown_flag(flag) from None
 
 
 def original(module: str | object, name: str) -> object:

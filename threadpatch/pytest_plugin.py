@@ -11,7 +11,8 @@ enough.  It does nothing unless asked:
   started, and fails with :class:`threadpatch.ThreadTimeout` whose cause shows
   where it was stuck.  The session goes on with the next test.
 * Where the plugin is on for a test (any of the above), threads the test left
-  running are reported with a :class:`ThreadLeakWarning` and cancelled.
+  running are reported with a :class:`ThreadLeakWarning` and cancelled (idle
+  workers of ``threadpatch.to_thread`` are ended quietly: they are a pool).
 
 Unlike a whole-process kill, the stuck test's ``finally`` blocks and fixtures'
 teardown run; unlike a signal, the threads it started stop too.  Code blocked
@@ -29,6 +30,7 @@ import pytest
 
 from . import _core
 from ._patching import patch_all, patched, unpatch_all
+from ._workers import shutdown_idle_workers
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -142,6 +144,11 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
 def _reap_leaked_threads(item: pytest.Item, before: set[_core.ThreadState]) -> None:
     me = _core.current_state()
     leaked = [s for s in _live_states() - before if s is not me]
+    if not leaked:
+        return
+    # Idle workers of threadpatch.to_thread wait for the next call: a pool, not a leak.
+    shutdown_idle_workers()
+    leaked = [s for s in leaked if not s.finished]
     if not leaked:
         return
     names = sorted(s.name or "?" for s in leaked)

@@ -7,6 +7,7 @@ from ._ctrl_c import cancel_everything, cancel_states, run, watch_exit
 from ._exceptions import (
     DeadlineExpired,
     HubError,
+    ScopeCancelled,
     ThreadCancelled,
     ThreadError,
     ThreadpatchError,
@@ -16,9 +17,11 @@ from ._group import ThreadGroup
 from ._hub import get_hub, is_hub_thread, set_clock
 from ._registry import all_states, current_state, state_for_thread, thread_local
 from ._scopes import (
+    CancelScope,
     DeadlineScope,
     check_duration,
     checkpoint,
+    current_time,
     ignore_after,
     shield,
     sleep,
@@ -42,12 +45,14 @@ from ._wait import (
 
 __all__ = [
     "INFINITE",
+    "CancelScope",
     "DeadlineExpired",
     "DeadlineScope",
     "HubError",
     "NativeWaiter",
     "Parker",
     "ParkingLot",
+    "ScopeCancelled",
     "Thread",
     "ThreadCancelled",
     "ThreadError",
@@ -64,6 +69,7 @@ __all__ = [
     "checkpoint",
     "current",
     "current_state",
+    "current_time",
     "current_waiter",
     "deadline_after",
     "get_hub",

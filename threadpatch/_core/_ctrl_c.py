@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import signal
 import sys
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import _natives
 from ._hub import get_hub
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["CTRL_C_GRACE", "cancel_everything", "cancel_states", "run", "watch_exit"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 _monotonic = _natives.monotonic
 
 #: Time ``run()`` and interpreter exit give cancelled threads to finish their
@@ -64,8 +66,8 @@ _monotonic = _natives.monotonic
 CTRL_C_GRACE = 0.5
 
 
-def run(main: Callable[..., T], *args: Any) -> T:
-    """Run ``main(*args)`` in a managed thread and return its result.
+def run(main: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``main(*args, **kwargs)`` in a managed thread and return its result.
 
     On Ctrl-C (``KeyboardInterrupt`` in the calling thread, normally the main
     thread) every thread is cancelled, their ``finally`` blocks get a bounded
@@ -75,7 +77,8 @@ def run(main: Callable[..., T], *args: Any) -> T:
         ThreadError: ``main`` failed; ``__cause__`` is its exception.
         KeyboardInterrupt: on Ctrl-C, after the clean-up.
     """
-    thread = spawn(main, *args, name="threadpatch.run")
+    # Bound first: every keyword is main's (run() has no options of its own).
+    thread = spawn(functools.partial(main, *args, **kwargs), name="threadpatch.run")
     try:
         thread.wait()
     except KeyboardInterrupt:

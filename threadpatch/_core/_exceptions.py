@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DeadlineExpired",
     "HubError",
+    "ScopeCancelled",
     "ThreadCancelled",
     "ThreadError",
     "ThreadTimeout",
@@ -28,12 +29,32 @@ class ThreadCancelled(BaseException):
     __module__ = "threadpatch"
 
 
-class DeadlineExpired(ThreadCancelled):
+class ScopeCancelled(ThreadCancelled):
+    """Raised inside a :class:`~threadpatch.CancelScope` that was cancelled.
+
+    By the scope's ``cancel()`` or its deadline.  It is a
+    :class:`ThreadCancelled`, so ``except Exception:`` in the body cannot
+    swallow it, and sticky until the scope exits; the scope it belongs to
+    catches it when it exits (an outer scope's passes through inner ones).
+
+    Attributes:
+        scope: the scope that was cancelled.
+    """
+
+    __module__ = "threadpatch"
+
+    def __init__(self, scope: object, message: str | None = None) -> None:
+        super().__init__(message or f"{scope!r} was cancelled")
+        self.scope = scope
+
+
+class DeadlineExpired(ScopeCancelled):
     """Raised inside a ``timeout_after``/``ignore_after`` scope whose deadline passed.
 
-    It is a :class:`ThreadCancelled`, so ``except Exception:`` in the body cannot
-    swallow it; the scope that owns the deadline turns it into
-    :class:`ThreadTimeout` (or swallows it, for ``ignore_after``) when it exits.
+    It is a :class:`ScopeCancelled` (so a :class:`ThreadCancelled`):
+    ``except Exception:`` in the body cannot swallow it; the scope that owns
+    the deadline turns it into :class:`ThreadTimeout` (or swallows it, for
+    ``ignore_after``) when it exits.
 
     Attributes:
         scope: the scope whose deadline expired.
@@ -42,8 +63,7 @@ class DeadlineExpired(ThreadCancelled):
     __module__ = "threadpatch"
 
     def __init__(self, scope: object) -> None:
-        super().__init__(f"deadline of {scope!r} expired")
-        self.scope = scope
+        super().__init__(scope, f"deadline of {scope!r} expired")
 
 
 class ThreadpatchError(Exception):

@@ -10,13 +10,17 @@ callback), so the policy acts as soon as a member ends, not only at exit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from . import _natives
 from ._exceptions import ThreadCancelled, ThreadTimeout
 from ._scopes import check_duration, shield
 from ._thread import Thread, spawn
 from ._wait import ParkingLot, deadline_after
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -65,13 +69,29 @@ class ThreadGroup:
 
     # -- members ---------------------------------------------------------------
 
+    @overload
+    def spawn(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Thread[T]: ...
+    @overload
     def spawn(
-        self, func: Callable[..., Any], *args: Any, daemon: bool = False, name: str | None = None
+        self, func: Callable[[*Ts], T], /, *args: *Ts, daemon: bool = False, name: object = None
+    ) -> Thread[T]: ...
+    def spawn(  # type: ignore[misc]  # mypy: a *Ts overload never matches an implementation
+        self,
+        func: Callable[..., Any],
+        /,
+        *args: Any,
+        daemon: Any = False,
+        name: Any = None,
+        **kwargs: Any,
     ) -> Thread[Any]:
-        """Start ``func(*args)`` in a new thread that belongs to the group."""
+        """Start ``func(*args, **kwargs)`` in a new thread that belongs to the group.
+
+        ``daemon=`` and ``name=`` are the thread's (keyword only), as for
+        :func:`threadpatch.spawn`.
+        """
         if self._closed:
             raise RuntimeError("cannot spawn into a ThreadGroup that has exited")
-        thread = spawn(func, *args, daemon=daemon, name=name)
+        thread = spawn(func, *args, daemon=daemon, name=name, **kwargs)
         self.add(thread)
         return thread
 

@@ -14,6 +14,11 @@ thing a blocked thread cannot do for itself: notice that a deadline passed.
 * If the hub thread dies, :attr:`Hub.failure` is set and the failure
   listeners wake every blocked thread, which then raises :class:`HubError`
   instead of hanging.
+* :meth:`Hub.run_coroutine` runs a curio coroutine as a task of the kernel
+  (the talk's ``AWAIT``: ``threadpatch.from_thread`` where no event loop
+  started the thread); :meth:`Hub.cancel_coroutine` cancels it.  Both are
+  requests the kernel's main task serves when poked: the task reports its
+  outcome through a callback, in the hub thread.
 
 How it works::
 
@@ -41,9 +46,17 @@ from . import _natives
 from ._exceptions import HubError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
-__all__ = ["Hub", "TimerHandle", "clock", "get_hub", "is_hub_thread", "set_clock"]
+__all__ = [
+    "CoroutineHandle",
+    "Hub",
+    "TimerHandle",
+    "clock",
+    "get_hub",
+    "is_hub_thread",
+    "set_clock",
+]
 
 #: The clock of hub deadlines, in seconds: the timer heap and the deadline
 #: scopes read the time from this one function.  ``time.monotonic`` itself
@@ -88,6 +101,26 @@ class TimerHandle:
         self.cancelled = False
 
 
+class CoroutineHandle:
+    """A coroutine handed to the hub's kernel by :meth:`Hub.run_coroutine`.
+
+    ``on_done(value, error, cancelled)`` is called once, in the hub thread,
+    when the coroutine has ended (or was cancelled before it started).
+    """
+
+    __slots__ = ("cancel_requested", "coro", "on_done", "task")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, object],
+        on_done: Callable[[object, BaseException | None, bool], None],
+    ) -> None:
+        self.coro = coro
+        self.on_done = on_done
+        self.task: Any = None  # the curio task, once spawned
+        self.cancel_requested = False
+
+
 class Hub:
     """The curio kernel thread and the timer heap it serves."""
 
@@ -109,6 +142,8 @@ class Hub:
         self._failure_listeners: list[Callable[[], None]] = []
         self._inject: BaseException | None = None
         self._closing = False
+        # Coroutines to start and to cancel, served by the kernel's main task.
+        self._coroutine_requests: list[tuple[bool, CoroutineHandle]] = []
 
     # -- life cycle ------------------------------------------------------------
 
@@ -187,6 +222,8 @@ class Hub:
         wake = curio.io.Socket(self._wake_r)
         self._ready.release()
         while not self._closing:
+            if self._coroutine_requests:
+                await self._serve_coroutine_requests()
             delay = self._step()
             if delay is None:
                 await wake.recv(4096)
@@ -202,6 +239,40 @@ class Hub:
                     pass
                 finally:
                     await _unset_timeout(previous)
+
+    async def _serve_coroutine_requests(self) -> None:
+        import curio
+
+        with self._lock:
+            requests, self._coroutine_requests = self._coroutine_requests, []
+        for cancel, handle in requests:
+            if not cancel:
+                if handle.cancel_requested:  # cancelled before it started: never run it
+                    handle.coro.close()
+                    handle.on_done(None, None, True)
+                else:
+                    try:
+                        handle.task = await curio.spawn(self._run_coroutine, handle, daemon=True)
+                    except Exception as exc:  # never the kernel's failure: the caller's
+                        handle.on_done(None, exc, False)
+            elif handle.task is not None and not handle.task.terminated:
+                await handle.task.cancel(blocking=False)
+
+    @staticmethod
+    async def _run_coroutine(handle: CoroutineHandle) -> None:
+        import curio
+
+        value: object = None
+        error: BaseException | None = None
+        cancelled = False
+        try:
+            value = await handle.coro
+        except curio.CancelledError:
+            cancelled = True
+        except BaseException as exc:  # the caller's thread raises it, not the kernel
+            error = exc
+        handle.coro = None  # type: ignore[assignment]  # no cycle through the frame
+        handle.on_done(value, error, cancelled)
 
     def _step(self) -> float | None:
         """One look at the heap: fire what is due, answer sync(); real seconds to the next look.
@@ -276,6 +347,39 @@ class Hub:
                 self._timers = [t for t in self._timers if not t[2].cancelled]
                 heapq.heapify(self._timers)
                 self._cancelled_timers = 0
+
+    def run_coroutine(
+        self,
+        coro: Coroutine[Any, Any, object],
+        on_done: Callable[[object, BaseException | None, bool], None],
+    ) -> CoroutineHandle:
+        """Run the curio coroutine ``coro`` as a task of the hub's kernel.
+
+        ``on_done(value, error, cancelled)`` is called in the hub thread when
+        it has ended; it must not block.  The coroutine must not block the
+        kernel either (no blocking calls: ``await curio.sleep()``, not
+        ``time.sleep()``): every deadline of the process waits on this thread.
+
+        Raises:
+            HubError: the hub has died.
+        """
+        self.ensure_started()
+        handle = CoroutineHandle(coro, on_done)
+        with self._lock:
+            self._coroutine_requests.append((False, handle))
+        self._poke()
+        return handle
+
+    def cancel_coroutine(self, handle: CoroutineHandle) -> None:
+        """Cancel a coroutine of :meth:`run_coroutine` (no-op once it has ended).
+
+        Its ``on_done`` then reports ``cancelled`` (unless it ended otherwise
+        first, or caught the cancellation and returned).
+        """
+        with self._lock:
+            handle.cancel_requested = True
+            self._coroutine_requests.append((True, handle))
+        self._poke()
 
     def pending_timers(self) -> int:
         with self._lock:

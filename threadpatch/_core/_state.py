@@ -27,7 +27,7 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 from . import _natives
-from ._exceptions import DeadlineExpired, HubError, ThreadCancelled
+from ._exceptions import HubError, ThreadCancelled
 from ._hub import get_hub
 
 if TYPE_CHECKING:
@@ -49,11 +49,22 @@ MAIN_THREAD_SLICE = 0.05
 
 
 class ScopeLike(Protocol):
-    """What the delivery logic needs from a deadline scope or a shield."""
+    """What the delivery logic needs from a scope (see ``_scopes.CancelScope``).
 
-    shield: bool
-    timed_out: bool
+    ``cancel_called`` is set by whoever cancels the scope (any thread, or the
+    hub at its deadline) *before* it sets the owner's ``interrupt``;
+    :meth:`ThreadState.recompute_interrupt` relies on that order.
+    """
+
+    @property
+    def shield(self) -> bool: ...
+
+    cancel_called: bool
     delivered: bool
+
+    def _error(self) -> ThreadCancelled:
+        """The exception to raise inside the scope (it marks nothing)."""
+        ...
 
 
 class ThreadState:
@@ -141,25 +152,45 @@ class ThreadState:
         first = 0
         for i in range(len(scopes) - 1, -1, -1):
             if scopes[i].shield:
-                first = i + 1
+                # A shield suspends what comes from outside it; the shielded
+                # scope's own cancellation still applies inside it.
+                first = i
                 break
         else:
             if self.cancel_requested:
                 raise ThreadCancelled(f"thread {self.name!r} was cancelled")
-        # The outermost expired scope wins: it is the one that must catch it.
+        # The outermost cancelled scope wins: it is the one that must catch it.
         for i in range(first, len(scopes)):
             scope = scopes[i]
-            if scope.timed_out:
+            if scope.cancel_called:
                 scope.delivered = True
-                raise DeadlineExpired(scope)
+                raise scope._error()
 
-    def recompute_interrupt(self) -> None:
-        """Reset the fast flag after a scope ends (cancellation stays sticky)."""
-        self.interrupt = (
+    def _interrupt_sources(self) -> bool:
+        return (
             self.cancel_requested
             or get_hub().failure is not None
-            or any(scope.timed_out for scope in self.scopes)
+            or any(scope.cancel_called for scope in self.scopes)
         )
+
+    def recompute_interrupt(self) -> None:
+        """Reset the fast flag after a scope ends (cancellation stays sticky).
+
+        Any thread may call it.  Whoever sets a source of the flag (a cancel,
+        a scope's ``cancel_called``, the hub's failure) sets the source first
+        and then ``interrupt = True``.  Writing the recomputed value could
+        overwrite such a ``True`` that came after the sources were read (a
+        cancel from another thread racing a scope's exit): so after writing
+        False the sources are read again, and a source set meanwhile puts the
+        flag back.  Every False written is followed by such a look, so no
+        interrupt is lost; a stale True only costs one look in ``deliver``.
+        """
+        if self._interrupt_sources():
+            self.interrupt = True
+            return
+        self.interrupt = False
+        if self._interrupt_sources():
+            self.interrupt = True
 
     def request_cancel(self) -> None:
         """Mark the thread cancelled and wake it if it is blocked (any thread may call)."""

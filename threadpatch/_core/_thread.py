@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from . import _natives
 from ._exceptions import ThreadCancelled, ThreadError, ThreadTimeout
@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
 
 
 class Thread(Generic[T]):
@@ -218,14 +220,16 @@ class Thread(Generic[T]):
 
     # -- running ---------------------------------------------------------------
 
-    def _bootstrap(self, func: Callable[..., T], args: tuple[Any, ...]) -> None:
+    def _bootstrap(
+        self, func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         state = bind_current(self._state)
         try:
-            self._result = func(*args)
+            self._result = func(*args, **kwargs)
         except BaseException as exc:
             self._exception = exc
         finally:
-            del func, args
+            del func, args, kwargs
             state.finish()
 
 
@@ -242,27 +246,47 @@ def in_ctrl_c_cleanup() -> bool:
     )
 
 
+@overload
+def spawn(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Thread[T]: ...
+@overload
 def spawn(
-    func: Callable[..., T], *args: Any, daemon: bool = False, name: str | None = None
+    func: Callable[[*Ts], T], /, *args: *Ts, daemon: bool = False, name: object = None
+) -> Thread[T]: ...
+def spawn(  # type: ignore[misc]  # mypy: a *Ts overload never matches an implementation
+    func: Callable[..., T],
+    /,
+    *args: Any,
+    daemon: Any = False,
+    name: Any = None,
+    **kwargs: Any,
 ) -> Thread[T]:
-    """Start ``func(*args)`` in a new real OS thread and return its handle.
+    """Start ``func(*args, **kwargs)`` in a new real OS thread and return its handle.
 
     Args:
-        func: the callable to run.
+        func: the callable to run (positional only).
+        args, kwargs: its arguments.
         daemon: as for ``threading.Thread``: a daemon thread does not keep the
-            interpreter alive.
-        name: thread name (default: ``threadpatch-N``).
+            interpreter alive (keyword only).
+        name: thread name (keyword only; default ``threadpatch-N``; made a
+            ``str`` as ``threading.Thread`` does).
+
+    ``daemon=`` and ``name=`` are spawn's own: they never reach ``func``.  To
+    pass a keyword of that name to ``func``, bind it first
+    (``spawn(functools.partial(func, name="x"))``).  For type checkers, the
+    arguments are checked against ``func``'s signature (``ParamSpec``); with
+    ``daemon=`` or ``name=``, the positional ones are.
 
     Raises:
         TypeError: ``func`` is not callable.
     """
     if not callable(func):
         raise TypeError(f"spawn() needs a callable, got {type(func).__name__}: {func!r}")
-    if name is None:
-        name = f"threadpatch-{next(_counter)}"
+    name = f"threadpatch-{next(_counter)}" if name is None else str(name)
     state = ThreadState(name)
     handle: Thread[T] = Thread._make(state, None)
-    thread = threading.Thread(target=handle._bootstrap, args=(func, args), name=name, daemon=daemon)
+    thread = threading.Thread(
+        target=handle._bootstrap, args=(func, args, kwargs), name=name, daemon=daemon
+    )
     handle._thread = thread
     handle._spawned = True
     register_unbound(state)

@@ -24,9 +24,11 @@ Each ``threadpatch.patches.<flag>`` module is data only:
 
 :data:`TARGETS` lists the patch sets in the order they are applied (and the
 reverse of the order they are restored in); the flags of ``patch_all()`` are
-its keys.  The target is known here so that a target imported later can be
-patched on import without importing its patch table (and the I/O modules it
-needs) before then.
+its keys.  :data:`OFF_BY_DEFAULT` names the sets that ``patch_all()`` and
+``patched()`` leave out unless their flag is given as True (they change a
+documented stdlib result, not only make it cancellable).  The target is
+known here so that a target imported later can be patched on import without
+importing its patch table (and the I/O modules it needs) before then.
 """
 
 TARGETS: dict[str, str] = {
@@ -39,9 +41,14 @@ TARGETS: dict[str, str] = {
     "selectors": "selectors",
     "socketserver": "socketserver",
     "ssl": "ssl",
+    "subprocess": "subprocess",
     "urllib3": "urllib3.util.connection",
+    "xmlrpc": "xmlrpc.client",
+    "imaplib": "imaplib",
     "thread_pool": "concurrent.futures.thread",
-    "asyncio": "asyncio.runners",
+    "futures": "concurrent.futures.thread",
+    "asyncio_runner": "asyncio.runners",
+    "asyncio": "asyncio.threads",
     "trio": "trio._core._run",
     "psycopg": "psycopg",
     "psycopg_pool": "psycopg_pool",
@@ -49,3 +56,7 @@ TARGETS: dict[str, str] = {
     "pg8000": "pg8000",
     "pymysql": "pymysql",
 }
+
+#: Patch sets that change documented behaviour (what a call returns or waits
+#: for): applied only when their flag is given as True.
+OFF_BY_DEFAULT: frozenset[str] = frozenset({"asyncio", "futures"})

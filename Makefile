@@ -3,7 +3,8 @@
 #   make test   -- lint, type-check, build the docs (warnings are errors), and run the tests on
 #                  Python 3.11, 3.12 and 3.13 (on COVER_PY with line and branch coverage of
 #                  threadpatch/, failing under the floor in pyproject.toml), and once more on
-#                  3.12 without the C accelerator (THREADPATCH_PURE_PYTHON=1)
+#                  3.12 without the C accelerator (THREADPATCH_PURE_PYTHON=1); then CPython's
+#                  own suites under patch_all() on each Python (conformance-all)
 # Each creates the virtual environments it needs under .venv/.
 # Also: make docs (the site, into site/), make dist (sdist + wheel into dist/, twine-checked),
 # make coverage (the coverage leg alone), make bench.
@@ -17,7 +18,7 @@ DEMO_PY ?= 3.11
 DOCS_PY ?= 3.12
 PYTEST = -m pytest -p no:cacheprovider -q
 
-.PHONY: demo test lint docs dist coverage bench clean
+.PHONY: demo test lint docs dist coverage bench clean conformance conformance-all conformance-fast
 
 demo: .venv/$(DEMO_PY)/.ok
 	.venv/$(DEMO_PY)/bin/python examples/run_all.py
@@ -39,6 +40,27 @@ test: $(foreach v,$(sort $(PYTHONS) $(PURE_PY) $(DOCS_PY)),.venv/$(v)/.ok)
 	THREADPATCH_PURE_PYTHON=1 .venv/$(PURE_PY)/bin/python $(PYTEST) \
 		|| failed="$$failed $(PURE_PY)(pure-Python)"; \
 	if [ -n "$$failed" ]; then echo "tests failed on Python$$failed"; exit 1; fi
+	@$(MAKE) --no-print-directory conformance-all
+
+# -- conformance: CPython's own regression suites under patch_all() ----------------
+# (tests/conformance/cpython_suites.py).  Fails on a failure not in
+# tests/conformance/known_failures.txt and on a known failure that now passes.
+# `make conformance` runs every suite on one Python (CONFORMANCE_PY, 3.5 min on 3.12 and
+# 4.6 min on 3.13 with 2 jobs on a 2-core machine); `make test` runs them on every Python
+# (conformance-all); `make conformance-fast` runs the fast set (`check --fast`) on each.
+CONFORMANCE_PY ?= 3.12
+CONFORMANCE_JOBS ?= 2
+
+conformance: .venv/$(CONFORMANCE_PY)/.ok
+	.venv/$(CONFORMANCE_PY)/bin/python -m tests.conformance.cpython_suites check -j $(CONFORMANCE_JOBS)
+
+conformance-all conformance-fast: $(foreach v,$(PYTHONS),.venv/$(v)/.ok)
+	@failed=""; for v in $(PYTHONS); do \
+		echo "=== CPython's suites under patch_all() ($@), Python $$v ==="; \
+		.venv/$$v/bin/python -m tests.conformance.cpython_suites check -j $(CONFORMANCE_JOBS) \
+			$(if $(filter conformance-fast,$@),--fast) || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "conformance failed on Python$$failed"; exit 1; fi
 
 # The suite under coverage.py: threads and child interpreters are measured
 # ([tool.coverage] in pyproject.toml); fails under its fail_under.  The soak test

@@ -85,7 +85,7 @@ def test_is_a_stdlib_socket(pair: tuple[tp_socket.socket, tp_socket.socket]) -> 
     assert a.gettimeout() is None
     assert a.getblocking() is True
     assert a.timeout is None
-    assert not os.get_blocking(a.fileno())  # non-blocking underneath
+    assert os.get_blocking(a.fileno())  # the stdlib's mode (tests/test_socket_fd_flags.py)
 
 
 @pytest.mark.parametrize(
@@ -571,16 +571,53 @@ def test_create_connection_tries_each_address(monkeypatch: pytest.MonkeyPatch) -
                     (std_socket.AF_INET, std_socket.SOCK_STREAM, 6, "", srv.address),
                 ]
 
-            monkeypatch.setattr(_dns, "getaddrinfo", two)
+            monkeypatch.setattr(tp_socket, "getaddrinfo", two)
             with tp_socket.create_connection(("x", 1), timeout=5) as s:
                 assert type(s) is tp_socket.socket
                 assert s.gettimeout() == 5
                 assert s.getpeername() == srv.address
-            monkeypatch.setattr(_dns, "getaddrinfo", lambda *a: two()[:1])
+            monkeypatch.setattr(tp_socket, "getaddrinfo", lambda *a: two()[:1])
             with pytest.raises(ConnectionRefusedError):
                 tp_socket.create_connection(("x", 1))
             with pytest.raises(ExceptionGroup):
                 tp_socket.create_connection(("x", 1), all_errors=True)
+
+
+class _TimesOut(std_socket.socket):
+    """A mock socket class, as CPython's tests make: connect() times out."""
+
+    def connect(self, address: Any, /) -> None:
+        raise TimeoutError("timed out")
+
+
+@pytest.mark.parametrize("module", ["threadpatch.socket", "patched stdlib"])
+def test_create_connection_uses_replaced_socket_and_getaddrinfo(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the stdlib's, it looks ``socket`` and ``getaddrinfo`` up in its module at each call."""
+    with EchoServer() as srv, threadpatch.patched():
+        namespace: Any = tp_socket if module == "threadpatch.socket" else std_socket
+        create = namespace.create_connection
+        asked: list[tuple[Any, ...]] = []
+
+        def lookup(*args: Any) -> Any:
+            asked.append(args)
+            return [(std_socket.AF_INET, std_socket.SOCK_STREAM, 6, "", srv.address)]
+
+        with monkeypatch.context() as m:
+            m.setattr(namespace, "getaddrinfo", lookup)
+            with create(("no-such-host.invalid", 1), timeout=5) as s:
+                assert s.getpeername() == srv.address
+                assert type(s) is tp_socket.socket  # the stdlib's class stands for ours
+                assert s.gettimeout() == 5
+        assert asked == [("no-such-host.invalid", 1, 0, std_socket.SOCK_STREAM)]
+        with monkeypatch.context() as m:
+            m.setattr(namespace, "socket", _TimesOut)
+            with pytest.raises(TimeoutError):
+                create(srv.address)
+        # Nothing replaced: our class and the cancellable resolver.
+        with create(srv.address) as s:
+            assert type(s) is tp_socket.socket
 
 
 def test_create_connection_cancelled_closes_its_socket(

@@ -6,7 +6,8 @@ the module helpers (``socketpair``, ``fromfd``, ``create_connection``,
 pieces live along their seams:
 
 * :mod:`threadpatch._socket_timeouts`: the user's timeout, kept in Python
-  (the descriptor is always non-blocking at the C level), and the adoption
+  (the descriptor's mode is the stdlib's; the calls never block in the
+  kernel: ``MSG_DONTWAIT``, or ``O_NONBLOCK`` for the call), and the adoption
   of plain stdlib sockets;
 * :mod:`threadpatch._socket_methods`: the blocking methods, built by one
   factory on the core's ``wait_fd``, usable on any ``socket.socket``;
@@ -62,7 +63,7 @@ from ._socket_timeouts import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "BLOCKING_METHODS",
@@ -70,6 +71,7 @@ __all__ = [
     "TIMEOUT_METHODS",
     "closes_sockets_on_error",
     "create_connection",
+    "create_connection_from",
     "create_server",
     "fromfd",
     "getfqdn",
@@ -97,6 +99,9 @@ def accept(self: Any) -> tuple[_std.socket, Any]:
     return sock, addr
 
 
+accept.__qualname__ = "socket.accept"  # as the stdlib's, in its errors
+
+
 # -- the class -------------------------------------------------------------------
 
 
@@ -104,9 +109,9 @@ class socket(_std.socket):
     """A ``socket.socket`` whose blocking methods are cancellation points.
 
     Same constructor, methods, timeouts and exceptions as the stdlib class.
-    The descriptor is non-blocking at the OS level whatever the timeout (as
-    the stdlib's own timeout sockets are); ``detach()`` restores blocking mode
-    for a socket without a timeout.
+    The descriptor's mode is the stdlib's (blocking without a timeout,
+    ``O_NONBLOCK`` with one), so ``fileno()`` and ``detach()`` users see what
+    they would see without threadpatch.
 
     Cancellation:
         A blocked call raises ``ThreadCancelled`` (or ``DeadlineExpired``)
@@ -126,13 +131,21 @@ class socket(_std.socket):
         fileno: int | None = None,
     ) -> None:
         super().__init__(family, type, proto, fileno)
-        self._tp_timeout = _c_gettimeout(self)
-        if self._tp_timeout != 0.0:
-            _c_settimeout(self, 0.0)
+        timeout = self._tp_timeout = _c_gettimeout(self)
+        if timeout or (timeout is None and not self._tp_fd_follows_timeout):
+            _c_settimeout(self, 0.0)  # a C timeout above 0 would wait in C
+
+    #: False for a socket whose descriptor must stay non-blocking whatever the
+    #: timeout (TLS: OpenSSL must never block); True: the stdlib's mode.
+    _tp_fd_follows_timeout = True
 
     def settimeout(self, value: float | None, /) -> None:
         timeout = parse_timeout(value)
-        _c_settimeout(self, 0.0)  # EBADF on a closed socket, as the stdlib
+        # EBADF on a closed socket, as the stdlib.
+        if timeout is None and self._tp_fd_follows_timeout:
+            _c_settimeout(self, None)  # a blocking descriptor, as the stdlib's
+        else:
+            _c_settimeout(self, 0.0)
         self._tp_timeout = timeout
 
     def gettimeout(self) -> float | None:
@@ -149,7 +162,7 @@ class socket(_std.socket):
         return self._tp_timeout
 
     def detach(self) -> int:
-        if self._tp_timeout is None:
+        if self._tp_timeout is None and not self._tp_fd_follows_timeout:
             with contextlib.suppress(OSError):
                 _c_settimeout(self, None)  # hand over a blocking descriptor
         return super().detach()
@@ -223,50 +236,77 @@ def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
     return socket(family, type, proto, nfd)
 
 
-def create_connection(
-    address: tuple[str | None, int],
-    timeout: float | None = _std._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
-    source_address: tuple[Any, int] | None = None,
-    *,
-    all_errors: bool = False,
-) -> socket:
-    """``socket.create_connection`` with a cancellable lookup and connect loop.
+_STD_SOCKET_CLASS = _std.socket
+_STD_GETADDRINFO = _std.getaddrinfo
 
-    Cancellation:
-        The socket being connected is closed; the exception propagates.
+
+def create_connection_from(names: Mapping[str, Any]) -> Callable[..., _std.socket]:
+    """``socket.create_connection`` looking ``socket`` and ``getaddrinfo`` up in ``names``.
+
+    As the stdlib function looks them up in its module's globals at each
+    call, a replaced ``socket.socket`` or ``socket.getaddrinfo`` (a mock, a
+    subclass) is used.  The stdlib's own class and lookup stand for ours:
+    threadpatch's socket class and the cancellable resolver.
     """
-    host, port = address
-    exceptions: list[Exception] = []
-    for res in _dns.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
-        af, socktype, proto, _canonname, sa = res
-        sock = None
-        try:
-            sock = socket(af, socktype, proto)
-            if timeout is not _std._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
-                sock.settimeout(timeout)
-            if source_address:
-                sock.bind(source_address)
-            sock.connect(sa)
-            exceptions.clear()  # break reference cycles
-            return sock
-        except OSError as exc:
-            if not all_errors:
+
+    def create_connection(
+        address: tuple[str | None, int],
+        timeout: float | None = _std._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+        source_address: tuple[Any, int] | None = None,
+        *,
+        all_errors: bool = False,
+    ) -> _std.socket:
+        """``socket.create_connection`` with a cancellable lookup and connect loop.
+
+        Cancellation:
+            The socket being connected is closed; the exception propagates.
+        """
+        cls = names["socket"]
+        if cls is _STD_SOCKET_CLASS:
+            cls = socket
+        getaddrinfo = names["getaddrinfo"]
+        if getaddrinfo is _STD_GETADDRINFO:
+            getaddrinfo = _dns.getaddrinfo
+        host, port = address
+        exceptions: list[Exception] = []
+        for res in getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+            af, socktype, proto, _canonname, sa = res
+            sock = None
+            try:
+                sock = cls(af, socktype, proto)
+                if timeout is not _std._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sa)
+                exceptions.clear()  # break reference cycles
+                return sock  # type: ignore[no-any-return]
+            except OSError as exc:
+                if not all_errors:
+                    exceptions.clear()
+                exceptions.append(exc)
+                if sock is not None:
+                    sock.close()
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
+        if exceptions:
+            try:
+                if not all_errors:
+                    raise exceptions[0]
+                raise ExceptionGroup("create_connection failed", exceptions)
+            finally:
                 exceptions.clear()
-            exceptions.append(exc)
-            if sock is not None:
-                sock.close()
-        except BaseException:
-            if sock is not None:
-                sock.close()
-            raise
-    if exceptions:
-        try:
-            if not all_errors:
-                raise exceptions[0]
-            raise ExceptionGroup("create_connection failed", exceptions)
-        finally:
-            exceptions.clear()
-    raise OSError("getaddrinfo returns an empty list")
+        raise OSError("getaddrinfo returns an empty list")
+
+    create_connection.__qualname__ = "create_connection"
+    return create_connection
+
+
+#: For the stdlib module (the patch layer): honours a replaced ``socket.socket``
+#: or ``socket.getaddrinfo`` of the stdlib module.
+create_connection = create_connection_from(vars(_std))
 
 
 _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08  # inspect's constants, without importing inspect

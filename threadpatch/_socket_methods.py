@@ -3,8 +3,12 @@
 Every blocking method is the same shape, so :func:`blocking_method` builds
 them from the C method they wrap::
 
-    foreign socket with a C timeout?    adopt it (see _socket_timeouts), or
+    a C timeout above 0?                adopt it (see _socket_timeouts), or
                                         call the C method as it is (stdlib SSL)
+    a blocking socket (C timeout None)? add MSG_DONTWAIT to the call's flags,
+                                        or, for a call without flags, make the
+                                        descriptor O_NONBLOCK for the call
+                                        (call_nonblocking): it never blocks
     try the C method                    data ready: done, no wait, no hub
     BlockingIOError and a user timeout of 0.0, or MSG_DONTWAIT on a
     blocking socket?                    re-raise it, as the stdlib does
@@ -50,10 +54,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core, _dns
 from ._accel import speedups as _speedups
-from ._socket_timeouts import adopt, user_timeout
+from ._socket_timeouts import adopt, call_nonblocking, user_timeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeAlias
+
+    _Added: TypeAlias = tuple[tuple[Any, ...], dict[str, Any], Any]
+    AddDontWait: TypeAlias = Callable[[tuple[Any, ...], dict[str, Any]], _Added | None]
 
 __all__ = [
     "FAST_WAITS",
@@ -141,8 +149,13 @@ def _retry(
     kwargs: dict[str, Any],
     events: int,
     kind: str,
+    fast_args: tuple[Any, ...],
 ) -> Any:
-    """Wait for ``events``; retry ``func(sock, *args, **kwargs)`` until it stops saying EAGAIN."""
+    """Wait for ``events``; retry ``func(sock, *args, **kwargs)`` until it stops saying EAGAIN.
+
+    ``fast_args`` are the caller's own arguments, for the C wait-and-receive
+    (which adds ``MSG_DONTWAIT`` itself).
+    """
     timeout = user_timeout(sock)
     reason = (kind, sock)
     waiter = fast_waiter(timeout)
@@ -159,7 +172,7 @@ def _retry(
     deadline = _deadline_after(timeout)
     while True:
         if fast is not None:
-            result = fast(waiter, reason, sock, *args)
+            result = fast(waiter, reason, sock, *fast_args)
             if result is not None:
                 return result
         if not wait_socket(sock, events, deadline, reason, waiter):
@@ -177,25 +190,59 @@ def _must_not_wait(sock: Any, flags: Any) -> bool:
     return timeout == 0.0 or (timeout is None and bool(operator.index(flags) & _MSG_DONTWAIT))
 
 
-def _no_flags(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return 0
+# A MSG_DONTWAIT adder: ``add(args, kwargs)`` -> ``(args, kwargs, the
+# caller's flags)`` with MSG_DONTWAIT added to the flags, or None where the
+# call has no valid flags (the C method then raises its own error for them).
 
 
-def _flags_at(
-    index: int, keyword: bool = False
-) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
-    """Where a method's ``flags`` argument is: positional ``index``, or the keyword."""
+def _dontwait_at(index: int, fill: tuple[Any, ...] = (), keyword: bool = False) -> AddDontWait:
+    """The MSG_DONTWAIT adder of a method whose flags are positional ``index``.
 
-    def flags(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if len(args) > index:
-            return args[index]
-        return kwargs.get("flags", 0) if keyword else 0
+    ``fill``: the defaults of the optional arguments before the flags (given
+    in the call if the caller left them out); ``keyword``: the method takes
+    ``flags=`` (and its other arguments) as keywords.
+    """
 
-    return flags
+    def add(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Added | None:
+        n = len(args)
+        if n > index:
+            flags = args[index]
+            try:
+                dontwait = operator.index(flags) | _MSG_DONTWAIT
+            except TypeError:
+                return None
+            return (*args[:index], dontwait, *args[index + 1 :]), kwargs, flags
+        if kwargs:
+            if not keyword:
+                return None
+            flags = kwargs.get("flags", 0)
+            try:
+                dontwait = operator.index(flags) | _MSG_DONTWAIT
+            except TypeError:
+                return None
+            return args, {**kwargs, "flags": dontwait}, flags
+        missing = index - n  # optional arguments left out before the flags
+        if missing > len(fill):
+            return None  # too few arguments
+        return (*args, *fill[len(fill) - missing :], _MSG_DONTWAIT), kwargs, 0
+
+    return add
 
 
-def _sendto_flags(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return args[1] if len(args) == 3 else 0  # sendto(data, flags, address)
+def _sendto_dontwait(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Added | None:
+    # sendto(data, address) or sendto(data, flags, address)
+    if kwargs:
+        return None
+    if len(args) == 2:
+        return (args[0], _MSG_DONTWAIT, args[1]), kwargs, 0
+    if len(args) == 3:
+        flags = args[1]
+        try:
+            dontwait = operator.index(flags) | _MSG_DONTWAIT
+        except TypeError:
+            return None
+        return (args[0], dontwait, args[2]), kwargs, flags
+    return None
 
 
 def _reusable(items: Any) -> Any:
@@ -221,11 +268,21 @@ def _two_reusable(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(_reusable(a) if i < 2 else a for i, a in enumerate(args))
 
 
+def nonblocking_call(c_method: Callable[..., Any]) -> Callable[..., Any]:
+    """``c_method(sock, ...)`` run with the descriptor O_NONBLOCK for the call (see
+    :func:`~threadpatch._socket_timeouts.call_nonblocking`)."""
+
+    def call(sock: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return call_nonblocking(sock, c_method, sock, *args, **kwargs)
+
+    return call
+
+
 def blocking_method(
     c_method: Callable[..., Any],
     events: int,
     kind: str,
-    flags: Callable[[tuple[Any, ...], dict[str, Any]], Any] = _no_flags,
+    dontwait: AddDontWait | None = None,
     prepare: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
 ) -> Callable[..., Any]:
     """The cancellable version of the C socket method ``c_method``.
@@ -234,21 +291,36 @@ def blocking_method(
         c_method: the ``_socket.socket`` method; it parses the arguments.
         events: what to wait for on EAGAIN (``POLLIN`` or ``POLLOUT``).
         kind: the wait reason's kind (``"recv"``, ``"send"``, ``"accept"``).
-        flags: where the call's ``flags`` are (for ``MSG_DONTWAIT``).
+        dontwait: adds ``MSG_DONTWAIT`` to the call's flags (see
+            :func:`_dontwait_at`); None for a method without flags, which a
+            blocking socket runs with the descriptor non-blocking instead.
         prepare: makes the positional arguments reusable by a retry.
     """
+    toggled = nonblocking_call(c_method)
 
     def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if _c_gettimeout(self) != 0.0 and not adopt(self):
+        c_timeout = _c_gettimeout(self)
+        if c_timeout and not adopt(self):
             return c_method(self, *args, **kwargs)
         if prepare is not None:
             args = prepare(args)
+        func, call_args, call_kwargs = c_method, args, kwargs
+        added = None
+        if c_timeout is None:
+            # A blocking socket, and its descriptor: the call must not block.
+            added = dontwait(args, kwargs) if dontwait is not None else None
+            if added is None:
+                func = toggled
+            else:
+                call_args, call_kwargs = added[0], added[1]
         try:
-            return c_method(self, *args, **kwargs)
+            return func(self, *call_args, **call_kwargs)
         except BlockingIOError:
-            if _must_not_wait(self, flags(args, kwargs)):
+            if added is None and dontwait is not None:
+                added = dontwait(args, kwargs)
+            if _must_not_wait(self, 0 if added is None else added[2]):
                 raise
-        return _retry(self, c_method, args, kwargs, events, kind)
+        return _retry(self, func, call_args, call_kwargs, events, kind, args)
 
     name = c_method.__name__
     method.__name__ = name
@@ -257,16 +329,19 @@ def blocking_method(
     return method
 
 
-_KEYWORD_FLAGS = _flags_at(2, keyword=True)
-recv = blocking_method(_c_recv, POLLIN, "recv", _flags_at(1))
-recv_into = blocking_method(_c_recv_into, POLLIN, "recv", _KEYWORD_FLAGS)
-recvfrom = blocking_method(_C.recvfrom, POLLIN, "recv", _flags_at(1))
-recvfrom_into = blocking_method(_C.recvfrom_into, POLLIN, "recv", _KEYWORD_FLAGS)
-recvmsg = blocking_method(_C.recvmsg, POLLIN, "recv", _flags_at(2))
-recvmsg_into = blocking_method(_C.recvmsg_into, POLLIN, "recv", _flags_at(2), _first_reusable)
-send = blocking_method(_c_send, POLLOUT, "send", _flags_at(1))
-sendto = blocking_method(_C.sendto, POLLOUT, "send", _sendto_flags)
-sendmsg = blocking_method(_C.sendmsg, POLLOUT, "send", _flags_at(2), _two_reusable)
+recv = blocking_method(_c_recv, POLLIN, "recv", _dontwait_at(1))
+recv_into = blocking_method(_c_recv_into, POLLIN, "recv", _dontwait_at(2, (0,), keyword=True))
+recvfrom = blocking_method(_C.recvfrom, POLLIN, "recv", _dontwait_at(1))
+recvfrom_into = blocking_method(
+    _C.recvfrom_into, POLLIN, "recv", _dontwait_at(2, (0,), keyword=True)
+)
+recvmsg = blocking_method(_C.recvmsg, POLLIN, "recv", _dontwait_at(2, (0,)))
+recvmsg_into = blocking_method(
+    _C.recvmsg_into, POLLIN, "recv", _dontwait_at(2, (0,)), _first_reusable
+)
+send = blocking_method(_c_send, POLLOUT, "send", _dontwait_at(1))
+sendto = blocking_method(_C.sendto, POLLOUT, "send", _sendto_dontwait)
+sendmsg = blocking_method(_C.sendmsg, POLLOUT, "send", _dontwait_at(2, ((),)), _two_reusable)
 accept_raw = blocking_method(_c_accept, POLLIN, "accept")
 
 
@@ -277,12 +352,20 @@ def _nbytes(data: Any) -> int:
         return view.nbytes
 
 
-def sendall(self: Any, data: Any, flags: int = 0, /) -> None:
+def sendall(self: Any, /, *args: Any, **kwargs: Any) -> None:
     """Send all of ``data``; on an exception part-way, ``exc.bytes_sent`` says how much went."""
-    if _c_gettimeout(self) != 0.0 and not adopt(self):
+    if kwargs or not 1 <= len(args) <= 2:
+        return _c_sendall(self, *args, **kwargs)  # the stdlib's TypeError
+    data, flags = args if len(args) == 2 else (args[0], 0)
+    c_timeout = _c_gettimeout(self)
+    if c_timeout and not adopt(self):
         return _c_sendall(self, data, flags)
     try:
-        sent = _c_send(self, data, flags)
+        dontwait = operator.index(flags) | _MSG_DONTWAIT
+    except TypeError:
+        return _c_sendall(self, data, flags)  # raises the stdlib's error for the flags
+    try:
+        sent = _c_send(self, data, dontwait)
     except BlockingIOError:
         if user_timeout(self) == 0.0:
             raise
@@ -297,6 +380,7 @@ def sendall_from(self: Any, data: Any, flags: int, sent: int) -> None:
     with memoryview(data) as view, view.cast("B") as rest:
         if _must_not_wait(self, flags):  # the stdlib's own non-waiting behaviour
             return _c_sendall(self, rest[sent:], flags)
+        dontwait = operator.index(flags) | _MSG_DONTWAIT
         total = len(rest)
         timeout = user_timeout(self)
         deadline = _deadline_after(timeout)  # for the whole call, as the stdlib
@@ -307,7 +391,7 @@ def sendall_from(self: Any, data: Any, flags: int, sent: int) -> None:
                 if not wait_socket(self, POLLOUT, deadline, reason, waiter):
                     raise _timeout_error("timed out")
                 with contextlib.suppress(BlockingIOError):
-                    sent += _c_send(self, rest[sent:], flags)
+                    sent += _c_send(self, rest[sent:], dontwait)
         except BaseException as exc:
             exc.bytes_sent = sent  # type: ignore[attr-defined]
             raise
@@ -340,11 +424,21 @@ def _connect_result(sock: Any, timeout: float | None) -> int:
     return _c_getsockopt(sock, _socket.SOL_SOCKET, _socket.SO_ERROR)
 
 
-def connect(self: Any, address: Any, /) -> None:
-    if _c_gettimeout(self) != 0.0 and not adopt(self):
+_toggled_connect = nonblocking_call(_c_connect)
+_toggled_connect_ex = nonblocking_call(_c_connect_ex)
+
+
+def connect(self: Any, /, *args: Any, **kwargs: Any) -> None:
+    if kwargs or len(args) != 1:
+        return _c_connect(self, *args, **kwargs)  # the stdlib's TypeError
+    (address,) = args
+    c_timeout = _c_gettimeout(self)
+    if c_timeout and not adopt(self):
         return _c_connect(self, address)
     address = _resolve(self, address)
     try:
+        if c_timeout is None:  # a blocking descriptor: non-blocking for the call
+            return _toggled_connect(self, address)  # type: ignore[no-any-return]
         return _c_connect(self, address)
     except BlockingIOError:
         timeout = user_timeout(self)
@@ -358,11 +452,16 @@ def connect(self: Any, address: Any, /) -> None:
     return None
 
 
-def connect_ex(self: Any, address: Any, /) -> int:
-    if _c_gettimeout(self) != 0.0 and not adopt(self):
+def connect_ex(self: Any, /, *args: Any, **kwargs: Any) -> int:
+    if kwargs or len(args) != 1:
+        return _c_connect_ex(self, *args, **kwargs)  # the stdlib's TypeError
+    (address,) = args
+    c_timeout = _c_gettimeout(self)
+    if c_timeout and not adopt(self):
         return _c_connect_ex(self, address)
     address = _resolve(self, address)
-    err = _c_connect_ex(self, address)
+    # A blocking descriptor is non-blocking for the call.
+    err = (_toggled_connect_ex if c_timeout is None else _c_connect_ex)(self, address)
     if err != _EINPROGRESS:
         return err
     timeout = user_timeout(self)
@@ -390,6 +489,8 @@ def _sendfile_use_sendfile(self: Any, file: Any, offset: int = 0, count: int | N
     if timeout == 0:
         raise ValueError("non-blocking sockets are not supported")
     reason = ("send", self)
+    # A blocking descriptor is non-blocking during each os.sendfile().
+    blocking = _c_gettimeout(self) is None
     total_sent = 0
     try:
         while True:
@@ -398,7 +499,10 @@ def _sendfile_use_sendfile(self: Any, file: Any, offset: int = 0, count: int | N
                 if blocksize <= 0:
                     break
             try:
-                sent = os.sendfile(sockno, fileno, offset, blocksize)
+                if blocking:
+                    sent = call_nonblocking(self, os.sendfile, sockno, fileno, offset, blocksize)
+                else:
+                    sent = os.sendfile(sockno, fileno, offset, blocksize)
             except BlockingIOError:
                 # As the stdlib: the socket timeout applies to each wait, on the
                 # descriptor read at entry (os.sendfile is given that number).
@@ -421,7 +525,7 @@ def _sendfile_use_sendfile(self: Any, file: Any, offset: int = 0, count: int | N
 
 def sendfile(self: Any, file: Any, offset: int = 0, count: int | None = None) -> int:
     """``socket.sendfile``: ``os.sendfile`` with cancellable waits, else ``send``."""
-    if _c_gettimeout(self) != 0.0 and not adopt(self):
+    if _c_gettimeout(self) and not adopt(self):
         return _std.socket.sendfile(self, file, offset, count)
     try:
         return _sendfile_use_sendfile(self, file, offset, count)

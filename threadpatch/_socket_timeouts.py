@@ -1,16 +1,30 @@
-"""Socket timeouts kept in Python, and the adoption of plain stdlib sockets.
+"""Socket timeouts kept in Python, descriptor modes as the stdlib's, and adoption.
 
-A threadpatch socket's descriptor is always non-blocking at the C level (C
-timeout 0.0); the timeout the user set lives in Python and ``gettimeout()``,
-``getblocking()`` and ``timeout`` report it, so the stdlib semantics hold.
+The descriptor of a socket has the stdlib's mode: blocking for a blocking
+socket (no timeout), ``O_NONBLOCK`` for a socket with a timeout or a
+non-blocking one, exactly as ``settimeout``/``setblocking`` leave it in the
+stdlib; ``fileno()``/``detach()`` users (``multiprocessing.connection`` hands
+the descriptor to ``os.read``) see what they would see without threadpatch.
+The C timeout follows: ``None`` on a blocking socket, ``0.0`` on any other (a
+C timeout above 0 would wait inside C, uncancellably); the timeout the user
+set lives in Python and ``gettimeout()``, ``getblocking()`` and ``timeout``
+report it.  The blocking methods never block in the system call: receives and
+sends pass ``MSG_DONTWAIT``, and the calls without flags (``accept``,
+``connect``, ``sendfile``) run with the descriptor ``O_NONBLOCK`` for the
+call only (:func:`call_nonblocking`); both then wait in the core.
 
-Our own :class:`threadpatch.socket.socket` keeps it in ``_tp_timeout``.  A
-plain ``socket.socket`` (the patch layer installs the blocking methods on the
-stdlib class) is *adopted* on its first blocking call: its timeout moves to a
-weak side table and its C timeout becomes 0.0.  :func:`release_adopted` moves
-the timeouts back (unpatching).  A stdlib ``ssl.SSLSocket`` (anything with an
-``_sslobj`` that is not ours) is never adopted: its C-level SSL object reads
-the C timeout, so its calls go straight to the native methods.
+Our own :class:`threadpatch.socket.socket` keeps the timeout in
+``_tp_timeout``.  A plain ``socket.socket`` (the patch layer installs the
+blocking methods on the stdlib class) keeps it in a weak side table; one
+that has a C timeout above 0 (set before patching, or by
+``setdefaulttimeout``) is *adopted* on its first blocking call: its timeout
+moves to the table and its C timeout becomes 0.0 (its descriptor is
+``O_NONBLOCK`` already).  :func:`release_adopted` moves the timeouts back
+(unpatching).  A stdlib ``ssl.SSLSocket`` (anything with an ``_sslobj`` that
+is not ours) is never adopted: its C-level SSL object reads the C timeout, so
+its calls go straight to the native methods.  threadpatch's TLS socket keeps
+its descriptor non-blocking whatever the timeout (OpenSSL must never block):
+its class sets ``_tp_fd_follows_timeout = False``.
 
 :data:`TIMEOUT_METHODS` holds ``settimeout``/``gettimeout``/``setblocking``/
 ``getblocking``/``timeout`` for plain stdlib sockets; install it on
@@ -23,18 +37,24 @@ import _socket
 import contextlib
 import math
 import operator
+import os
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._core import _natives
 
 if TYPE_CHECKING:
     import socket as _std
     from collections.abc import Callable
 
+T = TypeVar("T")
+
 __all__ = [
     "TIMEOUT_METHODS",
     "adopt",
     "blocking_flag",
+    "call_nonblocking",
     "gettimeout",
     "parse_timeout",
     "release_adopted",
@@ -43,6 +63,7 @@ __all__ = [
 
 _c_gettimeout = _socket.socket.gettimeout
 _c_settimeout = _socket.socket.settimeout
+_c_fileno = _socket.socket.fileno
 
 # Version differences of the C socket, mirrored exactly.
 if sys.version_info >= (3, 12):
@@ -82,14 +103,19 @@ def parse_timeout(value: object) -> float | None:
     return float(ns // 1_000_000_000) if ns % 1_000_000_000 == 0 else ns / 1e9
 
 
-# Timeouts of adopted plain stdlib sockets (their C timeout is 0.0).
+# Timeouts of plain stdlib sockets whose C timeout is 0.0 (set through our
+# settimeout, or adopted); a missing entry means 0.0, a non-blocking socket.
 _adopted: weakref.WeakKeyDictionary[_std.socket, float | None] = weakref.WeakKeyDictionary()
 
 
 def adopt(sock: Any) -> bool:
-    """Move a socket's C timeout into our bookkeeping; False if it must stay native."""
+    """Take over a socket whose C timeout is above 0; False if it must stay native.
+
+    Its C timeout becomes 0.0 (its descriptor is ``O_NONBLOCK`` already, as
+    the stdlib's timeout sockets are), and the timeout is kept in Python.
+    """
     timeout = _c_gettimeout(sock)
-    if hasattr(sock, "_tp_timeout"):  # one of ours whose C timeout was reset under us
+    if hasattr(sock, "_tp_timeout"):  # one of ours whose C timeout was set under us
         sock._tp_timeout = timeout
     elif hasattr(sock, "_sslobj"):
         return False  # a stdlib SSLSocket: its C SSL object reads the C timeout
@@ -97,6 +123,57 @@ def adopt(sock: Any) -> bool:
         _adopted[sock] = timeout
     _c_settimeout(sock, 0.0)
     return True
+
+
+# Descriptors O_NONBLOCK for call_nonblocking(): fd -> calls running.
+_toggled: dict[int, int] = {}
+_toggled_lock = _natives.RLock()  # re-entrant: a signal handler may call in
+
+
+def call_nonblocking(sock: Any, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)`` with ``sock``'s descriptor ``O_NONBLOCK`` during the call.
+
+    For the calls of a blocking socket that take no flags (``accept``,
+    ``connect``, ``sendfile``): the call then says EAGAIN or EINPROGRESS
+    instead of blocking, and the caller waits in the core.  Concurrent calls
+    on one descriptor share the mode: the first turns it on, the last one out
+    turns blocking mode back on (if the socket is still blocking and still
+    has that descriptor).  A descriptor that is non-blocking already is left
+    alone.
+    """
+    fd = _c_fileno(sock)
+    if fd < 0:
+        return func(*args, **kwargs)  # closed: the call raises the stdlib's error
+    with _toggled_lock:
+        calls = _toggled.get(fd, 0)
+        if not calls:
+            if not os.get_blocking(fd):
+                calls = -1  # not ours to toggle
+            else:
+                os.set_blocking(fd, False)
+        if calls >= 0:
+            _toggled[fd] = calls + 1
+    if calls < 0:
+        return func(*args, **kwargs)
+    try:
+        return func(*args, **kwargs)
+    finally:
+        with _toggled_lock:
+            calls = _toggled.pop(fd, 1) - 1
+            if calls:
+                _toggled[fd] = calls
+            elif _c_fileno(sock) == fd and _c_gettimeout(sock) is None:
+                with contextlib.suppress(OSError):
+                    os.set_blocking(fd, True)
+
+
+def _after_fork_in_child() -> None:
+    global _toggled_lock
+    _toggled_lock = _natives.RLock()
+    _toggled.clear()  # the calls running in other threads are not running here
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def release_adopted() -> None:
@@ -124,11 +201,15 @@ def gettimeout(self: Any) -> float | None:
 
 
 def _settimeout(self: Any, value: object) -> None:
-    """``socket.settimeout`` for plain stdlib sockets."""
+    """``socket.settimeout`` for plain stdlib sockets: the stdlib's descriptor mode."""
     if hasattr(self, "_sslobj"):
         _c_settimeout(self, value)  # type: ignore[arg-type]
         return
     timeout = parse_timeout(value)
+    if timeout is None:
+        _c_settimeout(self, None)  # blocking descriptor, as the stdlib's
+        _adopted.pop(self, None)
+        return
     _c_settimeout(self, 0.0)
     _adopted[self] = timeout
 

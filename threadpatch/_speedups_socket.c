@@ -51,10 +51,12 @@
  *   recv / recv_into   a poll-first turn (self._tp_wait > 0, armed by this
  *                      thread, no timeout, no MSG_DONTWAIT): the
  *                      wait-and-receive above; else one non-blocking
- *                      receive.  Data or EOF -> return it; EAGAIN, EINTR or
+ *                      receive (MSG_DONTWAIT: the descriptor of a blocking
+ *                      socket is in blocking mode, as the stdlib's).  Data
+ *                      or EOF -> return it; EAGAIN, EINTR or
  *                      anything unusual -> fallback(self, *args), which
  *                      waits (and arms the next receives to wait first).
- *   sendall            one non-blocking send; all of it went -> None; a part
+ *   sendall            one send with MSG_DONTWAIT; all of it went -> None; a part
  *                      or nothing -> sendall_from(self, data, flags, sent);
  *                      anything unusual -> fallback(self, *args).
  *
@@ -596,14 +598,16 @@ poll_first_turn(PyObject *self)
     return r < 0 ? -1 : 1;
 }
 
-/* Receive into buf without waiting: bytes received, or -1 with *err. */
+/* Receive into buf without waiting (MSG_DONTWAIT: a blocking socket's
+ * descriptor is in blocking mode, as the stdlib's): bytes received, or -1
+ * with *err. */
 static Py_ssize_t
 recv_now(int fd, char *buf, Py_ssize_t len, int flags, int *err)
 {
     Py_ssize_t n;
 
     Py_BEGIN_ALLOW_THREADS
-    n = recv(fd, buf, (size_t)len, flags);
+    n = recv(fd, buf, (size_t)len, flags | MSG_DONTWAIT);
     *err = n < 0 ? errno : 0;
     Py_END_ALLOW_THREADS
     return n;
@@ -771,7 +775,7 @@ sock_sendall(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     len = view.len;
     Py_BEGIN_ALLOW_THREADS
-    n = send(fd, view.buf, (size_t)len, flags);
+    n = send(fd, view.buf, (size_t)len, flags | MSG_DONTWAIT); /* never blocks */
     err = n < 0 ? errno : 0;
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);

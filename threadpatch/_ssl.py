@@ -7,8 +7,10 @@ threadpatch's :class:`~threadpatch._socket.socket`::
 
 so the plain-socket paths of the stdlib class (``connect``, ``accept``, and
 ``recv``/``send`` before the handshake) already land on the cancellable
-socket methods, and the descriptor is always non-blocking at the C level with
-the user's timeout kept in Python.  The OpenSSL object therefore never blocks:
+socket methods.  Unlike a plain socket's, a TLS socket's descriptor is
+non-blocking whatever the timeout (``_tp_fd_follows_timeout = False``), with
+the user's timeout kept in Python; ``detach()`` hands a blocking socket's
+descriptor over in blocking mode.  The OpenSSL object therefore never blocks:
 it raises ``SSLWantReadError``/``SSLWantWriteError``, and this module waits for
 the descriptor with the core's ``wait_fd`` (a cancellation point) and
 retries, honouring the socket timeout with the stdlib's messages ("The read
@@ -82,6 +84,9 @@ class SSLSocket(_std.SSLSocket, _socket.socket):
         cancelled ``write`` the connection should be closed, as after a
         timeout in the stdlib.
     """
+
+    # OpenSSL must never block: the descriptor stays non-blocking (see above).
+    _tp_fd_follows_timeout = False
 
     # True until _create() returns: a handshake cancelled inside _create()
     # must close the socket, since the stdlib only closes on OSError/ValueError.

@@ -20,7 +20,7 @@ from ._dns import gethostbyname as gethostbyname
 from ._dns import gethostbyname_ex as gethostbyname_ex
 from ._dns import getnameinfo as getnameinfo
 from ._socket import SocketType as SocketType  # type: ignore[assignment]
-from ._socket import create_connection as create_connection  # type: ignore[assignment]
+from ._socket import create_connection_from as _create_connection_from
 from ._socket import create_server as create_server  # type: ignore[assignment]
 from ._socket import fromfd as fromfd  # type: ignore[assignment]
 from ._socket import getfqdn as getfqdn
@@ -28,6 +28,10 @@ from ._socket import socket as socket
 from ._socket import socketpair as socketpair
 
 __all__ = list(_std.__all__)
+
+#: Looks ``socket`` and ``getaddrinfo`` up here at each call, as the stdlib's
+#: looks them up in its module (a test may replace them).
+create_connection = _create_connection_from(globals())
 
 
 def __getattr__(name: str) -> Any:

@@ -11,10 +11,8 @@ Skip list (with reasons) is SKIPS below.
 
 from __future__ import annotations
 
-import contextlib
-import types
 import unittest
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -22,43 +20,19 @@ from threadpatch import socket as tp_socket
 
 from ._skips import apply_skips
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 test_socket = pytest.importorskip("test.test_socket")
 
 SKIPS: dict[str, str] = {
     # The repr names our class: "<threadpatch.socket.socket ...>" (checked in test_socket.py).
     "test_repr": "repr names threadpatch.socket.socket",
-    # Mocks socket.socket on the *stdlib* module; our create_connection looks up ours.
-    "test_create_connection_timeout": "mocks the stdlib module's socket class",
-    # Expects the C-level timeout attribute/flags of a blocking descriptor: ours is
-    # O_NONBLOCK underneath by design (getblocking()/gettimeout() report the user's view).
-    "test_setblocking_invalidfd": "probes the C-level descriptor flags",
-    "testSetBlocking_overflow": "probes _testcapi / C-level limits",
-    "test_socket_fileno_requires_valid_fd": "fileno probing of the C object",
-    "test_socket_fileno_requires_socket_fd": "fileno probing of the C object",
-    "test_socket_fileno_rejects_invalid_socket": "fileno probing of the C object",
-    "test_socket_fileno_rejects_negative": "fileno probing of the C object",
-    "test_socket_fileno_rejects_float": "fileno probing of the C object",
-    "test_socket_fileno_rejects_other_types": "fileno probing of the C object",
-    # Deliberately non-blocking descriptor: the fd is O_NONBLOCK whatever the timeout.
-    "testInitNonBlocking": "checks os.get_blocking(fd); ours is non-blocking underneath",
-    "testSetBlocking": "checks fcntl flags of the descriptor, not the socket view",
-    "test_SOCK_NONBLOCK": "checks fcntl O_NONBLOCK of a blocking socket; ours is non-blocking",
-    "test_setblocking_invalidfd_or_other": "C-level flags",
 }
 
 
 class _Ours:
     """Run the test with ``test.test_socket.socket`` bound to threadpatch.socket.
 
-    ``threading_helper.wait_threads_exit`` counts native threads with
-    ``_thread._count()``; threadpatch's resolver pool keeps a few native
-    workers alive for a while after a lookup of "localhost" (the tests' HOST),
-    so that check would wait its whole timeout.  It is replaced by a no-op
-    while our tests run (gevent's runner does the same); thread leaks are
-    still caught by the suite's own fixture.
+    ``threading_helper.wait_threads_exit`` (which counts native threads) stays
+    the suite's own: the resolver pool's workers exit once their lookup is done.
     """
 
     def setUp(self) -> None:
@@ -73,17 +47,6 @@ class _Ours:
 
 
 _STD_SOCKET = test_socket.socket
-
-
-@contextlib.contextmanager
-def _no_wait(timeout: float | None = None) -> Iterator[None]:
-    yield
-
-
-# Only test.test_socket's own view of threading_helper changes (see _Ours).
-test_socket.threading_helper = types.SimpleNamespace(
-    **{**vars(test_socket.threading_helper), "wait_threads_exit": _no_wait}
-)
 
 
 def _ours(base: type) -> type:

@@ -89,7 +89,7 @@ async def to_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) 
         What ``func`` returned.
 
     Raises:
-        Whatever ``func`` raised.
+        Exception: whatever ``func`` raised, unchanged.
         RuntimeError: not called from an asyncio or trio task.
 
     Cancellation:
@@ -387,7 +387,7 @@ def from_thread(async_fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs:
         What the coroutine returned.
 
     Raises:
-        Whatever the coroutine raised.
+        Exception: whatever the coroutine raised, unchanged.
         ThreadCancelled: the loop cancelled the coroutine; the thread is then
             cancelled too.
         RuntimeError: called in an event loop's own thread or in the hub.

@@ -264,11 +264,12 @@ def spawn(  # type: ignore[misc]  # mypy: a *Ts overload never matches an implem
 
     Args:
         func: the callable to run (positional only).
-        args, kwargs: its arguments.
+        *args: its positional arguments.
         daemon: as for ``threading.Thread``: a daemon thread does not keep the
             interpreter alive (keyword only).
         name: thread name (keyword only; default ``threadpatch-N``; made a
             ``str`` as ``threading.Thread`` does).
+        **kwargs: its keyword arguments.
 
     ``daemon=`` and ``name=`` are spawn's own: they never reach ``func``.  To
     pass a keyword of that name to ``func``, bind it first

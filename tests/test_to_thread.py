@@ -132,7 +132,7 @@ def test_asyncio_task_cancel_stops_the_thread_before_the_await_returns() -> None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert log == ["ThreadCancelled", "finally"]  # before the task saw its cancellation
+        assert log == ["ScopeCancelled", "finally"]  # before the task saw its cancellation
 
     asyncio.run(main())
 
@@ -177,7 +177,7 @@ def test_asyncio_timeout_expires_in_the_thread() -> None:
         assert log[-1] == "finally"
         # DeadlineExpired (the thread's own deadline) or ThreadCancelled (the
         # loop's timeout came first): either way a ThreadCancelled subclass.
-        assert log[0] in ("DeadlineExpired", "ThreadCancelled")
+        assert log[0] in ("DeadlineExpired", "ScopeCancelled")
 
     asyncio.run(main())
 
@@ -532,7 +532,7 @@ def test_patched_asyncio_calls_cancel_their_thread(route: str) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert log == ["ThreadCancelled", "finally"]
+        assert log == ["ScopeCancelled", "finally"]
         assert await loop.run_in_executor(None, int, "5") == 5
         assert loop._default_executor is None  # type: ignore[attr-defined]
 
@@ -616,7 +616,7 @@ def test_trio_cancel_stops_the_thread_before_the_await_returns() -> None:
                 nursery.start_soon(cancel_when_blocked)
                 await threadpatch.to_thread(_blocked, log)
         assert scope.cancelled_caught
-        assert log == ["ThreadCancelled", "finally"]
+        assert log == ["ScopeCancelled", "finally"]
 
     trio.run(main)
 
@@ -629,7 +629,7 @@ def test_trio_move_on_after_expires_in_the_thread() -> None:
             await threadpatch.to_thread(_blocked, log)
         assert scope.cancelled_caught
         assert log[-1] == "finally"
-        assert log[0] in ("DeadlineExpired", "ThreadCancelled")
+        assert log[0] in ("DeadlineExpired", "ScopeCancelled")
 
     trio.run(main)
 

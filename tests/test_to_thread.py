@@ -132,7 +132,7 @@ def test_asyncio_task_cancel_stops_the_thread_before_the_await_returns() -> None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert log == ["ThreadCancelled", "finally"]  # before the task saw its cancellation
+        assert log == ["ScopeCancelled", "finally"]  # before the task saw its cancellation
 
     asyncio.run(main())
 
@@ -177,7 +177,7 @@ def test_asyncio_timeout_expires_in_the_thread() -> None:
         assert log[-1] == "finally"
         # DeadlineExpired (the thread's own deadline) or ThreadCancelled (the
         # loop's timeout came first): either way a ThreadCancelled subclass.
-        assert log[0] in ("DeadlineExpired", "ThreadCancelled")
+        assert log[0] in ("DeadlineExpired", "ScopeCancelled")
 
     asyncio.run(main())
 
@@ -333,21 +333,124 @@ def test_queued_job_cancelled_never_runs_and_the_pool_is_bounded(
     asyncio.run(main())
 
 
-def test_workers_are_reused_and_a_cancelled_one_is_replaced() -> None:
+def _pool_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
+
+
+def _blocked_in(log: list[str], idents: list[int]) -> str:
+    idents.append(threading.get_ident())
+    return _blocked(log)
+
+
+def test_asyncio_a_cancelled_job_leaves_its_worker_alive_and_reused() -> None:
+    threadpatch.shutdown_idle_workers()
+    threads_before = len(threading.enumerate())
+    log: list[str] = []
+    idents: list[int] = []
+
     async def main() -> None:
         first = await threadpatch.to_thread(threading.get_ident)
         assert await threadpatch.to_thread(threading.get_ident) == first
-        task = asyncio.ensure_future(threadpatch.to_thread(_blocked, []))
-        await _asyncio_until(_busy_workers)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert await threadpatch.to_thread(int, "7") == 7
+        fds = fd_count()
+        for _ in range(3):
+            task = asyncio.ensure_future(threadpatch.to_thread(_blocked_in, log, idents))
+            await _asyncio_until(_busy_workers)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The same thread takes the next job: the job was cancelled, not the worker.
+            assert await threadpatch.to_thread(threading.get_ident) == first
+            assert _workers.pool.count == 1
+            assert [t.ident for t in _pool_threads()] == [first]
+        assert idents == [first] * 3
+        assert log == ["ScopeCancelled", "finally"] * 3
+        assert fd_count() == fds
 
     asyncio.run(main())
     threadpatch.shutdown_idle_workers()
     assert _workers.pool.count == 0
-    assert not [t for t in threading.enumerate() if t.name == "threadpatch.to_thread"]
+    assert not _pool_threads()
+    assert len(threading.enumerate()) == threads_before
+
+
+def test_trio_a_cancelled_job_leaves_its_worker_alive_and_reused() -> None:
+    log: list[str] = []
+    idents: list[int] = []
+
+    async def main() -> None:
+        first = await threadpatch.to_thread(threading.get_ident)
+        for _ in range(2):
+            with trio.CancelScope() as scope:
+                async with trio.open_nursery() as nursery:
+
+                    async def cancel_when_blocked(scope: trio.CancelScope = scope) -> None:
+                        await _trio_until(_busy_workers)
+                        scope.cancel()
+
+                    nursery.start_soon(cancel_when_blocked)
+                    await threadpatch.to_thread(_blocked_in, log, idents)
+            assert scope.cancelled_caught
+            assert await threadpatch.to_thread(threading.get_ident) == first
+            assert _workers.pool.count == 1
+        assert idents == [first] * 2
+        assert log == ["ScopeCancelled", "finally"] * 2
+
+    trio.run(main)
+
+
+def test_a_deadline_that_expired_in_a_job_leaves_its_worker_reused() -> None:
+    log: list[str] = []
+
+    async def main() -> None:
+        first = await threadpatch.to_thread(threading.get_ident)
+        with pytest.raises(threadpatch.ThreadTimeout):
+            await threadpatch.to_thread_until(time.monotonic() + 0.01, _blocked, log)
+        assert log == ["DeadlineExpired", "finally"]
+        # The job's scope (and its deadline) ended with the job.
+        assert await threadpatch.to_thread(_thread_deadline) == math.inf
+        assert await threadpatch.to_thread(threading.get_ident) == first
+        assert _workers.pool.count == 1
+
+    asyncio.run(main())
+
+
+def test_a_job_cancelled_before_its_worker_ran_it_never_blocks() -> None:
+    # cancel() can come between the job's hand-over and its start: the
+    # scope, cancelled before it is entered, cuts the call short at once.
+    log: list[str] = []
+    job = _workers.Job(_blocked, (log,), {}, math.inf, "asyncio", None)
+    done = threadpatch.Event()
+    job.notify = done.set
+    job.status = _workers.RUNNING  # as submit() leaves it, before the worker runs it
+    assert not _workers.cancel(job)
+    job.run()
+    job.notify()
+    assert done.is_set()
+    assert log == ["ScopeCancelled", "finally"]
+    assert isinstance(job.error, threadpatch.ThreadCancelled)
+
+
+def test_a_worker_thread_cancelled_in_a_job_leaves_the_pool_quietly() -> None:
+    # threadpatch.cancel(worker) (as Ctrl-C's clean-up does) cancels the
+    # thread, not only its job: the worker takes no other job.
+    log: list[str] = []
+
+    async def main() -> None:
+        task = asyncio.ensure_future(threadpatch.to_thread(_blocked, log))
+        await _asyncio_until(_busy_workers)
+        (worker,) = _pool_threads()
+        threadpatch.cancel(worker, blocking=False)
+        with pytest.raises(threadpatch.ThreadCancelled) as info:
+            await task
+        assert not isinstance(info.value, threadpatch.ScopeCancelled)
+        assert log == ["ThreadCancelled", "finally"]
+        await _asyncio_until(lambda: not worker.is_alive())
+        assert _workers.pool.count == 0
+        # Another thread (idents may be reused by the system: compare the objects).
+        assert await threadpatch.to_thread(threading.current_thread) is not worker
+        assert _workers.pool.count == 1
+
+    asyncio.run(main())
 
 
 def test_idle_workers_end_after_idle_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -466,9 +569,12 @@ def test_asyncio_coroutine_cancelled_by_its_loop_cancels_the_thread() -> None:
                 after.append("still cancelled")
 
     async def main() -> None:
+        first = await threadpatch.to_thread(threading.get_ident)
         with pytest.raises(threadpatch.ThreadCancelled):
             await threadpatch.to_thread(job)
         assert after == ["still cancelled"]
+        # The call was cancelled, not its worker: the same thread goes on.
+        assert await threadpatch.to_thread(threading.get_ident) == first
 
     asyncio.run(main())
 
@@ -532,7 +638,7 @@ def test_patched_asyncio_calls_cancel_their_thread(route: str) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert log == ["ThreadCancelled", "finally"]
+        assert log == ["ScopeCancelled", "finally"]
         assert await loop.run_in_executor(None, int, "5") == 5
         assert loop._default_executor is None  # type: ignore[attr-defined]
 
@@ -570,6 +676,60 @@ def test_asyncio_run_waits_for_a_run_in_executor_call_nobody_awaited() -> None:
     with threadpatch.patched(asyncio=True):
         asyncio.run(main())
     assert finished == ["finished"]
+
+
+@pytest.mark.parametrize("flags", [{"futures": True}, {"futures": True, "asyncio": True}])
+def test_run_in_executor_on_a_stdlib_executor_under_the_futures_set(flags: dict[str, bool]) -> None:
+    # asyncio cancels the concurrent future of a cancelled task's
+    # run_in_executor() call; under the futures set that stops running work.
+    import concurrent.futures
+
+    log: list[str] = []
+    stopped = threadpatch.Event()
+    idents: list[int] = []
+
+    def blocked() -> str:
+        idents.append(threading.get_ident())
+        try:
+            return _blocked(log)
+        finally:
+            stopped.set()
+
+    async def main(pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        first = await loop.run_in_executor(pool, threading.get_ident)
+        fds = fd_count()
+        task = asyncio.ensure_future(loop.run_in_executor(pool, blocked))
+        await _asyncio_until(lambda: idents)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await _asyncio_until(stopped.is_set)  # asyncio does not wait for the thread
+        assert log == ["ScopeCancelled", "finally"]
+        assert idents == [first]
+        # Reusable, on the same worker (max_workers=1: it would hang otherwise).
+        assert await loop.run_in_executor(pool, threading.get_ident) == first
+        assert len(pool._threads) == 1
+        if flags.get("asyncio"):  # the default executor goes to the bridges' pool
+            log.clear()
+            task = asyncio.ensure_future(loop.run_in_executor(None, _blocked, log))
+            await _asyncio_until(_busy_workers)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert log == ["ScopeCancelled", "finally"]
+            assert await loop.run_in_executor(None, int, "3") == 3
+            assert loop._default_executor is None  # type: ignore[attr-defined]
+        assert fd_count() == fds
+
+    threads_before = len(threading.enumerate())
+    with threadpatch.patched(**flags):  # type: ignore[arg-type]
+        assert threadpatch.is_patched("futures")
+        assert threadpatch.is_patched("asyncio") == bool(flags.get("asyncio"))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            asyncio.run(main(pool))
+    threadpatch.shutdown_idle_workers()
+    assert len(threading.enumerate()) == threads_before
 
 
 def test_patched_run_in_executor_keeps_an_explicit_executor() -> None:
@@ -616,7 +776,7 @@ def test_trio_cancel_stops_the_thread_before_the_await_returns() -> None:
                 nursery.start_soon(cancel_when_blocked)
                 await threadpatch.to_thread(_blocked, log)
         assert scope.cancelled_caught
-        assert log == ["ThreadCancelled", "finally"]
+        assert log == ["ScopeCancelled", "finally"]
 
     trio.run(main)
 
@@ -629,7 +789,7 @@ def test_trio_move_on_after_expires_in_the_thread() -> None:
             await threadpatch.to_thread(_blocked, log)
         assert scope.cancelled_caught
         assert log[-1] == "finally"
-        assert log[0] in ("DeadlineExpired", "ThreadCancelled")
+        assert log[0] in ("DeadlineExpired", "ScopeCancelled")
 
     trio.run(main)
 

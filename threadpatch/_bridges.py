@@ -3,9 +3,10 @@
 ``await threadpatch.to_thread(func, *args, **kwargs)`` runs ``func`` in a
 worker thread for an asyncio or trio task (the running library is found with
 sniffio).  Unlike ``asyncio.to_thread`` and ``trio.to_thread.run_sync``, a
-cancelled task does not abandon its thread: the thread is cancelled at its
-blocking point, the await returns only once the thread has stopped (its
-``finally`` blocks ran), and then raises the loop's own cancellation
+cancelled task does not abandon its thread: the call in the thread is
+cancelled at its blocking point (its job's cancel scope; the worker thread
+goes on to its next job), the await returns only once the call has stopped
+(its ``finally`` blocks ran), and then raises the loop's own cancellation
 (``asyncio.CancelledError``, ``trio.Cancelled``, or trio's
 ``KeyboardInterrupt``).  The task's deadline (trio's effective deadline, the
 ``asyncio.timeout()`` scopes the task is in) is the thread's deadline too.
@@ -15,25 +16,25 @@ a worker of ``to_thread`` it runs the coroutine on the loop that started the
 thread; from any other thread on the hub's curio kernel (the talk's
 ``AWAIT``).  The thread waits cancellably: cancelling it (or its deadline)
 cancels the coroutine, and a coroutine cancelled by its loop cancels the
-thread.
+caller (a worker's job; any other thread as a whole).
 
 How it works::
 
     event loop thread                       worker thread (a pool of them)
     -----------------                       ------------------------------
     to_thread: job --submit--> idle worker  unparked; runs func in a copy of
-      await future <--call_soon_threadsafe-- the task's context, under an
-                     (trio: run_sync_soon)   ignore_after(deadline) scope
+      await future <--call_soon_threadsafe-- the task's context, in the job's
+                     (trio: run_sync_soon)   scope (ignore_after its deadline)
     task cancelled -> future.cancel():
-      cancel(worker) ---request_cancel-----> blocking call raises ThreadCancelled,
-      (future stays pending) <--notify-----  finally blocks run; job done
-      future cancelled: CancelledError       a cancelled worker leaves the pool
+      cancel(job) ---job.scope.cancel()----> blocking call raises ScopeCancelled,
+      (future stays pending) <--notify-----  finally blocks run; the scope
+      future cancelled: CancelledError       swallows it; job done; next job
 
 On asyncio the job's future (:class:`_ThreadFuture`) does the waiting: a
 task awaiting a future calls its ``cancel()`` when the task is cancelled and
 resumes only when the future is done; this future is done once the thread
 has stopped.  On trio the task waits in ``wait_task_rescheduled``, whose abort
-function cancels the thread and lets the worker reschedule the task.
+function cancels the job and lets the worker reschedule the task.
 
 The worker threads are :mod:`threadpatch._workers`' bounded pool.
 """
@@ -388,8 +389,9 @@ def from_thread(async_fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs:
 
     Raises:
         Exception: whatever the coroutine raised, unchanged.
-        ThreadCancelled: the loop cancelled the coroutine; the thread is then
-            cancelled too.
+        ThreadCancelled: the loop cancelled the coroutine; the caller is then
+            cancelled too (in a worker: its ``to_thread`` call, so every
+            later blocking call in it raises; elsewhere: the thread).
         RuntimeError: called in an event loop's own thread or in the hub.
 
     Cancellation:
@@ -402,6 +404,7 @@ def from_thread(async_fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs:
     job = _workers.current_job()
     call = _Call(_core.current_state())
     fn = functools.partial(async_fn, *args, **kwargs)
+    job_scope = None if job is None else job.scope
     if job is None:
         _check_not_in_loop()
         start, cancel = _curio_start, _curio_cancel
@@ -423,7 +426,12 @@ def from_thread(async_fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs:
             _core.wait_until(lambda: call.done, _INF, reason, call.state)
         raise
     if call.cancelled and not call.cancel_requested:
-        call.state.request_cancel()  # the loop cancelled the coroutine: cancel its caller
+        # The loop cancelled the coroutine: cancel its caller (a worker's job,
+        # so the worker goes on; any other thread as a whole).
+        if job_scope is not None:
+            job_scope.cancel()
+        else:
+            call.state.request_cancel()
         raise _core.ThreadCancelled("the coroutine of from_thread() was cancelled by its loop")
     error, call.error = call.error, None
     if error is not None:

@@ -5,25 +5,30 @@ context to run it in, a deadline, and a ``notify`` callback the worker calls
 (in its own thread) once the job is done.  :func:`submit` hands it to an idle
 worker (the one that went idle last: its cache is warm) or starts a new one;
 past :data:`MAX_WORKERS` running workers the job queues.  :func:`cancel` takes a
-queued job out (it never runs) or cancels the worker running it at its
-blocking point.
+queued job out (it never runs) or cancels the running job's scope.
 
-Cancellation is sticky for a thread, so a worker whose job was cancelled
-takes no other job: it leaves the pool, and starts a replacement if jobs are
-queued (the next :func:`submit` starts one otherwise).  Idle workers are
-daemon threads parked in the core's wait (so Ctrl-C's clean-up sees them and
-cancels them) for up to :data:`IDLE_SECONDS`; :func:`shutdown_idle_workers`
+Each job runs in its own cancel scope (``job.scope``, an ``ignore_after``
+scope carrying the job's deadline), as each work item of
+``threadpatch.futures.ThreadPoolExecutor`` does: cancelling a job cancels
+that scope, never the worker thread, so the worker takes the next job.  Only
+when the worker *thread* is cancelled (Ctrl-C's clean-up,
+``threadpatch.cancel(worker)``) does it take no other job (cancellation is
+sticky for a thread): it leaves the pool quietly, and starts a replacement if
+jobs are queued (the next :func:`submit` starts one otherwise).  Idle workers
+are daemon threads parked in the core's wait (so Ctrl-C's clean-up sees them
+and cancels them) for up to :data:`IDLE_SECONDS`; :func:`shutdown_idle_workers`
 ends them at once.
 
 How it works::
 
     submit(job)          pool lock          worker thread
     -----------          ---------          -------------
-    idle worker? ------> worker.job = job -> unpark: runs job (ignore_after
-    else start one                          the deadline), then under the lock:
+    idle worker? ------> worker.job = job -> unpark: runs job in job.scope
+    else start one                          (its deadline), then under the lock:
     (or queue it)                           DONE; next queued job, or idle,
-                                            or leave if cancelled; notify()
-    cancel(job): queued -> removed; running -> request_cancel(worker)
+                                            or leave if the thread is
+                                            cancelled; notify()
+    cancel(job): queued -> removed; running -> job.scope.cancel()
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class Job:
         "kwargs",
         "loop",
         "notify",
+        "scope",
         "status",
         "value",
         "worker",
@@ -113,20 +119,27 @@ class Job:
         self.value: object = None
         self.error: BaseException | None = None
         self.expired = False
+        # Made now, so that cancel() finds it whenever it comes (a scope
+        # cancelled before it is entered cuts its block short on entry).
+        self.scope = _core.ignore_after(None)
 
     def run(self) -> None:
         func = self.func
         assert func is not None
+        scope = self.scope
+        if self.deadline != _INF:
+            # The time left now (the queue's wait counts), on the hub's clock
+            # from entry on, as for any ignore_after scope.
+            scope.seconds = max(0.0, self.deadline - _monotonic())
         try:
-            if self.deadline == _INF:
-                self.value = self.context.run(func, *self.args, **self.kwargs)
-            else:
-                scope = _core.ignore_after(max(0.0, self.deadline - _monotonic()))
-                try:
-                    with scope:
-                        self.value = self.context.run(func, *self.args, **self.kwargs)
-                finally:  # also when the call turned the expiry into another error
-                    self.expired = scope.expired
+            try:
+                with scope:
+                    self.value = self.context.run(func, *self.args, **self.kwargs)
+            finally:  # also when the call turned the expiry into another error
+                self.expired = scope.expired
+            if scope.cancelled_caught and not self.expired:
+                # Cancelled (cancel(), from_thread's loop) and cut short: no result.
+                self.error = _core.ThreadCancelled("the to_thread() call was cancelled")
         except BaseException as exc:
             self.error = exc
         finally:
@@ -140,14 +153,13 @@ def _nothing() -> None:
 
 
 class _Worker:
-    """A pool thread: runs jobs until cancelled, retired, or idle too long."""
+    """A pool thread: runs jobs until its thread is cancelled, retired, or idle too long."""
 
-    __slots__ = ("cancel_pending", "job", "retire", "state", "thread")
+    __slots__ = ("job", "retire", "state", "thread")
 
     def __init__(self, job: Job) -> None:
         self.job: Job | None = job
         self.retire = False
-        self.cancel_pending = False
         self.state: _core.ThreadState | None = None
         self.thread: _core.Thread[None] | None = None
 
@@ -212,20 +224,13 @@ class _Pool:
                 job.status = _DONE
                 return True
             if job.status == _RUNNING:
-                worker = job.worker
-                assert worker is not None
-                if worker.state is None:  # its thread is starting: it looks on arrival
-                    worker.cancel_pending = True
-                else:
-                    worker.state.request_cancel()
+                job.scope.cancel()  # the job stops; its worker goes on
         return False
 
     def _work(self, worker: _Worker) -> None:
         me = _core.current_state()
         with self.lock:
             worker.state = me
-            if worker.cancel_pending:
-                me.request_cancel()
         job = worker.job
         try:
             while job is not None:
@@ -333,8 +338,10 @@ def submit(job: Job) -> None:
 def cancel(job: Job) -> bool:
     """Cancel ``job``: True if it was queued (it never runs and never notifies).
 
-    A running job's worker is cancelled at its blocking point; its
-    ``notify()`` follows once the job has stopped.  A job that is done: no-op.
+    A running job's scope is cancelled: the call stops at its blocking point
+    (it raises ``ScopeCancelled`` there) and its worker goes on to the next
+    job; ``notify()`` follows once the job has stopped.  A job that is done:
+    no-op.
     """
     return _pool.cancel(job)
 

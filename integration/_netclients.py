@@ -31,7 +31,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from _routes import ROUTES, poll_until, run_stopped, waiting_to_read
+from _routes import ROUTES, patch_and_import, poll_until, run_stopped, waiting_to_read
 
 import threadpatch
 
@@ -551,14 +551,7 @@ def main() -> None:
     if imported in ("after", "startup"):
         early = [m for m in client.modules if m in sys.modules]
         assert not early, f"imported before patching: {early}"
-        if imported == "startup":  # THREADPATCH_AUTOPATCH=1 patched at interpreter start-up
-            assert threadpatch.is_patched("socket"), "THREADPATCH_AUTOPATCH did not patch"
-        else:
-            threadpatch.patch_all()
-        client.import_client()
-    else:
-        client.import_client()
-        threadpatch.patch_all()
+    patch_and_import(imported, client.import_client)
     print(run_blocked(client, json.loads(info_json), how, imported).as_json())
 
 

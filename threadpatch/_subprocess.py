@@ -49,7 +49,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _core
 from ._core import _natives
-from ._selectors import PollSelector
+from ._selectors import PollSelector, _unwrap
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -64,12 +64,6 @@ _deadline_after = _core.deadline_after
 _seconds_left = _core.seconds_left
 _pidfd_open = getattr(os, "pidfd_open", None)
 _READ_SIZE = 32768  # what the stdlib's _communicate reads per call
-
-
-def _unwrap(func: Any) -> Any:
-    while hasattr(func, "__wrapped__"):
-        func = func.__wrapped__
-    return func
 
 
 _orig_wait = _unwrap(_std.Popen.__dict__["_wait"])

@@ -25,9 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from _routes import ROUTES, parked, run_stopped
-
-import threadpatch
+from _routes import ROUTES, parked, patch_and_import, run_stopped
 
 BLOCK_SECONDS = 30  # what a blocking call asks the server for; the tests never wait for it
 _names = itertools.count()
@@ -452,15 +450,7 @@ def main() -> None:
     key, how, imported, info_json = sys.argv[1:5]
     info = json.loads(info_json)
     client = CLIENTS[key]
-    if imported == "startup":  # THREADPATCH_AUTOPATCH=1 patched at interpreter start-up
-        assert threadpatch.is_patched("socket"), "THREADPATCH_AUTOPATCH did not patch"
-        client.import_driver()
-    elif imported == "after":
-        threadpatch.patch_all()
-        client.import_driver()
-    else:
-        client.import_driver()
-        threadpatch.patch_all()
+    patch_and_import(imported, client.import_driver)
     monitor = make_monitor(client.server, info)
     try:
         outcome = run_blocked(client, info, monitor, how, imported)

@@ -31,7 +31,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from _routes import ROUTES, poll_until, run_stopped, waiting_to_read
+from _routes import ROUTES, patch_and_import, poll_until, run_stopped, waiting_to_read
 
 import threadpatch
 
@@ -98,7 +98,20 @@ def _tls(info: dict[str, Any]) -> ssl.SSLContext:
 # -- HTTP -------------------------------------------------------------------------------
 
 
-class HttpClient(NetClient):
+class HttpGet(NetClient):
+    """An HTTP client: the round trip GETs ``/hello``, the call never answered GETs ``/hang``."""
+
+    def get(self, conn: Any, path: str) -> bytes:
+        raise NotImplementedError
+
+    def round_trip(self, conn: Any) -> object:
+        return self.get(conn, "/hello")
+
+    def block(self, conn: Any) -> None:
+        self.get(conn, "/hang")
+
+
+class HttpClient(HttpGet):
     key = "http.client"
     label = "http.client"
     modules = ("http.client",)
@@ -114,16 +127,10 @@ class HttpClient(NetClient):
             return http.client.HTTPSConnection(info["host"], info["port"], context=ctx)
         return http.client.HTTPConnection(info["host"], info["port"])
 
-    def _get(self, conn: Any, path: str) -> bytes:
+    def get(self, conn: Any, path: str) -> bytes:
         conn.request("GET", path)
         data: bytes = conn.getresponse().read()
         return data
-
-    def round_trip(self, conn: Any) -> object:
-        return self._get(conn, "/hello")
-
-    def block(self, conn: Any) -> None:
-        self._get(conn, "/hang")
 
     def after(self, conn: Any, info: dict[str, Any]) -> tuple[str, Any]:
         import http.client
@@ -140,7 +147,7 @@ class HttpClient(NetClient):
         return "reconnect", conn
 
 
-class UrllibRequest(NetClient):
+class UrllibRequest(HttpGet):
     key = "urllib.request"
     label = "urllib.request"
     modules = ("urllib.request",)
@@ -154,19 +161,13 @@ class UrllibRequest(NetClient):
         opener.base = _url(info, "")  # type: ignore[attr-defined]
         return opener
 
-    def _get(self, opener: Any, path: str) -> bytes:
-        with opener.open(opener.base + path) as response:
+    def get(self, conn: Any, path: str) -> bytes:
+        with conn.open(conn.base + path) as response:
             data: bytes = response.read()
             return data
 
-    def round_trip(self, conn: Any) -> object:
-        return self._get(conn, "/hello")
 
-    def block(self, conn: Any) -> None:
-        self._get(conn, "/hang")
-
-
-class Requests(NetClient):
+class Requests(HttpGet):
     key = "requests"
     label = "requests"
     distribution = "requests"
@@ -184,11 +185,9 @@ class Requests(NetClient):
         session.base = _url(info, "")  # type: ignore[attr-defined]
         return session
 
-    def round_trip(self, conn: Any) -> object:
-        return conn.get(conn.base + "/hello").content
-
-    def block(self, conn: Any) -> None:
-        conn.get(conn.base + "/hang")
+    def get(self, conn: Any, path: str) -> bytes:
+        data: bytes = conn.get(conn.base + path).content
+        return data
 
 
 class RequestsStream(Requests):
@@ -202,7 +201,7 @@ class RequestsStream(Requests):
                 pass
 
 
-class Urllib3(NetClient):
+class Urllib3(HttpGet):
     key = "urllib3"
     label = "urllib3"
     distribution = "urllib3"
@@ -218,17 +217,15 @@ class Urllib3(NetClient):
         pool.base = _url(info, "")  # type: ignore[attr-defined]
         return pool
 
-    def round_trip(self, conn: Any) -> object:
-        return conn.request("GET", conn.base + "/hello", retries=False).data
-
-    def block(self, conn: Any) -> None:
-        conn.request("GET", conn.base + "/hang", retries=False)
+    def get(self, conn: Any, path: str) -> bytes:
+        data: bytes = conn.request("GET", conn.base + path, retries=False).data
+        return data
 
     def close(self, conn: Any) -> None:
         conn.clear()
 
 
-class Httpx(NetClient):
+class Httpx(HttpGet):
     key = "httpx"
     label = "httpx (sync, HTTP/1.1)"
     distribution = "httpx"
@@ -246,13 +243,11 @@ class Httpx(NetClient):
             timeout=None, verify=_tls(info) if "ca_file" in info else True,
         )  # fmt: skip
 
-    def round_trip(self, conn: Any) -> object:
-        response = conn.get("/hello")
+    def get(self, conn: Any, path: str) -> bytes:
+        response = conn.get(path)
         assert response.http_version == ("HTTP/2" if self.http2 else "HTTP/1.1")
-        return response.content
-
-    def block(self, conn: Any) -> None:
-        conn.get("/hang")
+        data: bytes = response.content
+        return data
 
 
 class HttpxStream(Httpx):
@@ -551,14 +546,7 @@ def main() -> None:
     if imported in ("after", "startup"):
         early = [m for m in client.modules if m in sys.modules]
         assert not early, f"imported before patching: {early}"
-        if imported == "startup":  # THREADPATCH_AUTOPATCH=1 patched at interpreter start-up
-            assert threadpatch.is_patched("socket"), "THREADPATCH_AUTOPATCH did not patch"
-        else:
-            threadpatch.patch_all()
-        client.import_client()
-    else:
-        client.import_client()
-        threadpatch.patch_all()
+    patch_and_import(imported, client.import_client)
     print(run_blocked(client, json.loads(info_json), how, imported).as_json())
 
 

@@ -14,6 +14,10 @@ blocked thread.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -162,3 +166,38 @@ def run_stopped(
         started = seen.get("deadline")
     latency = seen["at"] - started if "at" in seen and started is not None else None
     return Stopped(seen.get("raised", "?"), seen.get("inner", "?"), latency)
+
+
+def patch_and_import(imported: str, import_client: Callable[[], None]) -> None:
+    """In a child interpreter: import the client ``before`` or ``after`` ``patch_all()``.
+
+    ``startup``: the interpreter ran with ``THREADPATCH_AUTOPATCH=1``, patched
+    before this module ran; the import comes after.
+    """
+    if imported == "startup":
+        assert threadpatch.is_patched("socket"), "THREADPATCH_AUTOPATCH did not patch"
+        import_client()
+    elif imported == "after":
+        threadpatch.patch_all()
+        import_client()
+    else:
+        import_client()
+        threadpatch.patch_all()
+
+
+def run_child(script: str, key: str, how: str, imported: str, info: dict[str, Any],
+              **env: str) -> dict[str, Any]:  # fmt: skip
+    """Run ``python SCRIPT KEY HOW IMPORTED JSON-INFO`` beside this file; its outcome's fields.
+
+    ``imported="startup"`` runs it with ``THREADPATCH_AUTOPATCH=1``; ``env`` adds variables.
+    """
+    autopatch = "1" if imported == "startup" else ""
+    result = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), script), key, how, imported,
+         json.dumps(info)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "THREADPATCH_AUTOPATCH": autopatch, **env},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    fields: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return fields

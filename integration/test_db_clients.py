@@ -14,10 +14,6 @@ recorded for ``docs/compatibility.md`` (``python -m integration.compat_table``).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict
@@ -26,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import _dbservers
 import pytest
 from _dbclients import CLIENTS, Client, Monitor, Outcome, make_monitor, run_blocked
-from _routes import MAX_LATENCY, ROUTES, parked
+from _routes import MAX_LATENCY, ROUTES, parked, run_child
 
 import threadpatch
 
@@ -127,14 +123,7 @@ def test_blocked_call_is_stopped(
 
 
 def _child(key: str, how: str, imported: str, info: dict[str, Any], **env: str) -> Outcome:
-    here = os.path.dirname(__file__)
-    result = subprocess.run(
-        [sys.executable, os.path.join(here, "_dbclients.py"), key, how, imported, json.dumps(info)],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "THREADPATCH_AUTOPATCH": "", **env},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return Outcome(**json.loads(result.stdout.strip().splitlines()[-1]))
+    return Outcome(**run_child("_dbclients.py", key, how, imported, info, **env))
 
 
 @pytest.mark.parametrize("imported", ["after", "startup"])
@@ -142,8 +131,7 @@ def test_imported_after_patching(
     client: Client, info: dict[str, Any], imported: str, compat_results: list[dict[str, Any]]
 ) -> None:
     """A child interpreter: ``patch_all()`` (or ``THREADPATCH_AUTOPATCH=1``), then the import."""
-    autopatch = "1" if imported == "startup" else ""
-    outcome = _child(client.key, "cancel", imported, info, THREADPATCH_AUTOPATCH=autopatch)
+    outcome = _child(client.key, "cancel", imported, info)
     assert outcome.imported == imported
     check(outcome, client, compat_results)
 

@@ -19,10 +19,6 @@ patched at start-up, in a child interpreter.  Outcomes go to
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +26,7 @@ import _dbservers
 import _netservers
 import pytest
 from _netclients import CLIENTS, NetClient, NetOutcome, open_connections, run_blocked
-from _routes import MAX_LATENCY, ROUTES, poll_until
+from _routes import MAX_LATENCY, ROUTES, poll_until, run_child
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,15 +106,7 @@ def test_imported_after_patching(
     client: NetClient, info: dict[str, Any], imported: str, compat_results: list[dict[str, Any]]
 ) -> None:
     """A child interpreter: ``patch_all()`` (or ``THREADPATCH_AUTOPATCH=1``), then the import."""
-    here = os.path.dirname(__file__)
-    env = {**os.environ, "THREADPATCH_AUTOPATCH": "1" if imported == "startup" else ""}
-    result = subprocess.run(
-        [sys.executable, os.path.join(here, "_netclients.py"), client.key, "cancel", imported,
-         json.dumps(info)],
-        capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    outcome = NetOutcome(**json.loads(result.stdout.strip().splitlines()[-1]))
+    outcome = NetOutcome(**run_child("_netclients.py", client.key, "cancel", imported, info))
     assert outcome.imported == imported
     check(outcome, client, compat_results)
 

@@ -17,6 +17,7 @@ import threadpatch
 from threadpatch import (
     CancelScope,
     DeadlineExpired,
+    DeadlineScope,
     ScopeCancelled,
     ThreadCancelled,
     ThreadTimeout,
@@ -452,17 +453,14 @@ def test_lifting_the_shield_from_another_thread_delivers_what_is_pending(
 # -- deadline scopes are cancel scopes ----------------------------------------------------
 
 
-def test_timeout_after_scope_can_be_cancelled_without_a_timeout() -> None:
-    with timeout_after(60) as scope:
+@pytest.mark.parametrize(
+    "make", [timeout_after, ignore_after], ids=["timeout_after", "ignore_after"]
+)
+def test_a_deadline_scope_can_be_cancelled_without_a_timeout(
+    make: Callable[[float], DeadlineScope],
+) -> None:
+    with make(60) as scope:
         assert isinstance(scope, CancelScope)
-        scope.cancel()
-        sleep(60)
-    assert scope.cancelled_caught
-    assert not scope.expired
-
-
-def test_ignore_after_scope_can_be_cancelled() -> None:
-    with ignore_after(60) as scope:
         scope.cancel()
         sleep(60)
     assert scope.cancelled_caught
@@ -546,17 +544,21 @@ class _CancelsWhileBeingRead:
         raise AssertionError
 
 
+def _recompute_with(state: _core.ThreadState, racer: _CancelsWhileBeingRead) -> None:
+    """One ``recompute_interrupt`` with ``racer`` innermost, as a scope exit that found it set."""
+    state.scopes.append(racer)  # type: ignore[arg-type]
+    try:
+        state.interrupt = True
+        state.recompute_interrupt()
+    finally:
+        state.scopes.remove(racer)  # type: ignore[arg-type]
+    assert racer.fired
+
+
 def test_a_cancel_racing_the_recompute_is_not_lost() -> None:
     state = _core.current_state()
     with CancelScope() as victim:
-        racer = _CancelsWhileBeingRead(victim)
-        state.scopes.append(racer)  # type: ignore[arg-type]
-        try:
-            state.interrupt = True  # as a scope exit that found it set
-            state.recompute_interrupt()
-        finally:
-            state.scopes.remove(racer)  # type: ignore[arg-type]
-        assert racer.fired
+        _recompute_with(state, _CancelsWhileBeingRead(victim))
         assert victim.cancel_called
         assert state.interrupt, "the victim's cancel was lost"
         threadpatch.Event().wait()  # raised here, not a hang
@@ -577,14 +579,7 @@ def test_a_thread_cancel_racing_the_recompute_is_not_lost(
                     state.request_cancel()
                 return False
 
-        racer = Racer(CancelScope())
-        state.scopes.append(racer)  # type: ignore[arg-type]
-        try:
-            state.interrupt = True  # as a scope exit that found it set
-            state.recompute_interrupt()
-        finally:
-            state.scopes.remove(racer)  # type: ignore[arg-type]
-        assert racer.fired
+        _recompute_with(state, Racer(CancelScope()))
         _block_forever()  # the cancel that came during the exit ends this
 
     t = spawn(body)

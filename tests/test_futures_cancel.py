@@ -68,9 +68,14 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _blocked(job: Job, wait_blocked: Callable[..., None]) -> None:
+def _submit_blocked(
+    pool: concurrent.futures.Executor, job: Job, wait_blocked: Callable[..., None]
+) -> concurrent.futures.Future[str]:
+    """``pool.submit(job)``, once the job waits (parked: the only blocked thread)."""
+    future = pool.submit(job)
     assert job.started.wait(10)
     wait_blocked(expected=1)
+    return future
 
 
 # -- Future.cancel() on running work ------------------------------------------------
@@ -80,8 +85,7 @@ def test_cancel_stops_running_work_and_the_worker_takes_the_next_item(
     pool: ThreadPoolExecutor, wait_all_threads_blocked: Callable[..., None]
 ) -> None:
     job = Job()
-    future = pool.submit(job)
-    _blocked(job, wait_all_threads_blocked)
+    future = _submit_blocked(pool, job, wait_all_threads_blocked)
     assert future.running()
     assert future.cancel() is True
     with pytest.raises(CancelledError):
@@ -98,8 +102,7 @@ def test_the_future_ends_cancelled_only_once_the_call_has_stopped(
 ) -> None:
     job = Job()
     job.hold_finally = True
-    future = pool.submit(job)
-    _blocked(job, wait_all_threads_blocked)
+    future = _submit_blocked(pool, job, wait_all_threads_blocked)
     assert future.cancel()
     assert job.in_finally.wait(10)
     # The call's finally is still running: not cancelled yet, not done.
@@ -119,9 +122,8 @@ def test_done_callbacks_and_waiters_see_the_cancel_once(
 ) -> None:
     job = Job()
     calls: list[object] = []
-    future = pool.submit(job)
+    future = _submit_blocked(pool, job, wait_all_threads_blocked)
     future.add_done_callback(calls.append)
-    _blocked(job, wait_all_threads_blocked)
     assert future.cancel()
     assert future.cancel()  # again: still True, nothing more happens
     done, not_done = concurrent.futures.wait([future], timeout=10)
@@ -137,8 +139,7 @@ def test_a_waiter_registered_before_the_cancel_is_woken(
     pool: ThreadPoolExecutor, wait_all_threads_blocked: Callable[..., None]
 ) -> None:
     job = Job()
-    future = pool.submit(job)
-    _blocked(job, wait_all_threads_blocked)
+    future = _submit_blocked(pool, job, wait_all_threads_blocked)
     result: list[object] = []
 
     def waiter() -> None:
@@ -159,8 +160,7 @@ def test_cancel_of_pending_and_finished_futures_is_the_stdlib_s(
     pool: ThreadPoolExecutor, wait_all_threads_blocked: Callable[..., None]
 ) -> None:
     job = Job()
-    running = pool.submit(job)
-    _blocked(job, wait_all_threads_blocked)
+    running = _submit_blocked(pool, job, wait_all_threads_blocked)
     ran = []
     pending = pool.submit(ran.append, "pending ran")
     assert pending.cancel() is True  # pending: never runs
@@ -245,8 +245,7 @@ def test_a_cancelled_worker_thread_is_replaced(
     pool: ThreadPoolExecutor, wait_all_threads_blocked: Callable[..., None]
 ) -> None:
     job = Job()
-    future = pool.submit(job)
-    _blocked(job, wait_all_threads_blocked)
+    future = _submit_blocked(pool, job, wait_all_threads_blocked)
     (worker,) = pool._threads  # type: ignore[attr-defined]
     assert threadpatch.cancel(worker, timeout=10)
     assert future.cancelled()
@@ -409,15 +408,13 @@ def test_the_futures_set_makes_the_stdlib_executor_cancel_running_work(
         pool = early or concurrent.futures.ThreadPoolExecutor(1)
         with pool:
             job = Job()
-            future = pool.submit(job)
-            _blocked(job, wait_all_threads_blocked)
+            future = _submit_blocked(pool, job, wait_all_threads_blocked)
             assert future.cancel() is True
             with pytest.raises(CancelledError):
                 future.result(timeout=10)
             assert pool.submit(lambda: 5).result(timeout=10) == 5
             job2 = Job()
-            second = pool.submit(job2)
-            _blocked(job2, wait_all_threads_blocked)
+            second = _submit_blocked(pool, job2, wait_all_threads_blocked)
             pool.shutdown(cancel_futures=True)
             assert second.cancelled()
     assert concurrent.futures.ThreadPoolExecutor.submit is threadpatch.original(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import platform
@@ -46,6 +47,26 @@ def pidfile(tmp_path: Path) -> Path:
 
 def sleeper(pidfile: Path) -> list[str]:
     return ["sh", "-c", SLEEPER, str(pidfile)]
+
+
+@contextlib.contextmanager
+def sleeping_child(pidfile: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A sleeper child, killed and reaped at the end whatever the test did."""
+    proc = subprocess.Popen(sleeper(pidfile))
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def spawn_waiter(
+    proc: subprocess.Popen[bytes], kind: str = "subprocess.wait"
+) -> threadpatch.Thread:
+    """A thread blocked in ``proc.wait()``, parked in a wait of ``kind``."""
+    waiter = threadpatch.spawn(proc.wait)
+    wait_until(blocked_in(waiter, kind))
+    return waiter
 
 
 def child_pid(pidfile: Path) -> int:
@@ -116,48 +137,34 @@ def test_wait_timeout_is_the_stdlibs(pidfile: Path) -> None:
 
 
 def test_popen_made_before_patching_is_cancellable(pidfile: Path) -> None:
-    proc = subprocess.Popen(sleeper(pidfile))
-    try:
-        with threadpatch.patched():
-            waiter = threadpatch.spawn(proc.wait)
-            wait_until(blocked_in(waiter, "subprocess.wait"))
-            assert waiter.cancel(timeout=5)
-            assert waiter.cancelled
-    finally:
-        proc.kill()
-        proc.wait()
+    with sleeping_child(pidfile) as proc, threadpatch.patched():
+        waiter = spawn_waiter(proc)
+        assert waiter.cancel(timeout=5)
+        assert waiter.cancelled
 
 
 @pytest.mark.usefixtures("patch")
 def test_cancelled_wait_leaves_the_child_running(pidfile: Path) -> None:
-    proc = subprocess.Popen(sleeper(pidfile))
-    waiter = threadpatch.spawn(proc.wait)
-    wait_until(blocked_in(waiter, "subprocess.wait"))
-    assert waiter.cancel(timeout=5)
-    assert isinstance(waiter.exception, threadpatch.ThreadCancelled)
-    assert proc.poll() is None  # as the stdlib leaves it on any exception
-    proc.kill()
-    assert proc.wait() == -9
+    with sleeping_child(pidfile) as proc:
+        waiter = spawn_waiter(proc)
+        assert waiter.cancel(timeout=5)
+        assert isinstance(waiter.exception, threadpatch.ThreadCancelled)
+        assert proc.poll() is None  # as the stdlib leaves it on any exception
+    assert proc.returncode == -9
 
 
 @pytest.mark.usefixtures("patch")
 def test_deadline_fires_in_wait(pidfile: Path) -> None:
-    proc = subprocess.Popen(sleeper(pidfile))
-    try:
+    with sleeping_child(pidfile) as proc:
         with pytest.raises(threadpatch.ThreadTimeout), threadpatch.timeout_after(0.05):
             proc.wait()
         assert proc.poll() is None
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.usefixtures("patch")
 def test_wait_reason_names_the_pid(pidfile: Path) -> None:
-    proc = subprocess.Popen(sleeper(pidfile))
-    try:
-        waiter = threadpatch.spawn(proc.wait)
-        wait_until(blocked_in(waiter, "subprocess.wait"))
+    with sleeping_child(pidfile) as proc:
+        waiter = spawn_waiter(proc)
         [state] = [s for s in _core.all_states() if s.ident == waiter.ident]
         assert state.blocked_on == ("subprocess.wait", proc.pid)
         out = io.StringIO()
@@ -165,9 +172,6 @@ def test_wait_reason_names_the_pid(pidfile: Path) -> None:
         assert f"subprocess.wait on {proc.pid}" in out.getvalue()
         proc.kill()
         assert waiter.join(timeout=10) == -9
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.usefixtures("patch")
@@ -199,9 +203,7 @@ def _zombie(pid: int) -> bool:
 @pytest.mark.usefixtures("patch")
 def test_two_threads_wait_for_one_child(pidfile: Path) -> None:
     proc = subprocess.Popen(sleeper(pidfile))
-    waiters = [threadpatch.spawn(proc.wait) for _ in range(2)]
-    for waiter in waiters:
-        wait_until(blocked_in(waiter, "subprocess.wait"))
+    waiters = [spawn_waiter(proc) for _ in range(2)]
     proc.kill()
     assert [w.join(timeout=10) for w in waiters] == [-9, -9]
     assert_reaped(proc.pid)
@@ -223,17 +225,13 @@ def test_without_pidfd_the_wait_polls_and_stays_cancellable(
         raise PermissionError(1, "Operation not permitted")  # as a seccomp filter says
 
     monkeypatch.setattr(_subprocess, "_pidfd_open", denied)
-    proc = subprocess.Popen(sleeper(pidfile))
-    try:
+    with sleeping_child(pidfile) as proc:
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=0.05)
-        waiter = threadpatch.spawn(proc.wait)
-        wait_until(blocked_in(waiter, "sleep"))
+        waiter = spawn_waiter(proc, "sleep")
         assert waiter.cancel(timeout=5)
         assert waiter.cancelled
-    finally:
-        proc.kill()
-    assert proc.wait() == -9
+    assert proc.returncode == -9
 
 
 # -- run() and friends: the child is killed and reaped --------------------------

@@ -45,6 +45,7 @@ __all__ = [
     "EpollSelector",
     "PollSelector",
     "SelectSelector",
+    "unwrap",
 ]
 
 _POLLIN = _tp_select.POLLIN
@@ -56,18 +57,21 @@ _INT_MAX = 2**31 - 1
 _POLL_MASK = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)
 
 
-def _unwrap(func: Any) -> Any:
-    # If this module is ever imported after patching, reach the stdlib method
-    # under the patch wrappers instead of recursing into ourselves.
+def unwrap(func: Any) -> Any:
+    """The stdlib function under any patch wrappers (``__wrapped__``).
+
+    For a module imported after patching: it must capture the stdlib method,
+    not recurse into its own replacement.
+    """
     while hasattr(func, "__wrapped__"):
         func = func.__wrapped__
     return func
 
 
-_orig_select_select = _unwrap(_std.SelectSelector.__dict__["_select"])
-_orig_poll_like_select = _unwrap(_std._PollLikeSelector.__dict__["select"])
+_orig_select_select = unwrap(_std.SelectSelector.__dict__["_select"])
+_orig_poll_like_select = unwrap(_std._PollLikeSelector.__dict__["select"])
 _has_epoll = hasattr(_std, "EpollSelector")
-_orig_epoll_select = _unwrap(_std.EpollSelector.__dict__["select"]) if _has_epoll else None
+_orig_epoll_select = unwrap(_std.EpollSelector.__dict__["select"]) if _has_epoll else None
 
 
 def select_selector_select(

@@ -49,7 +49,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _core
 from ._core import _natives
-from ._selectors import PollSelector
+from ._selectors import PollSelector, unwrap
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,15 +66,9 @@ _pidfd_open = getattr(os, "pidfd_open", None)
 _READ_SIZE = 32768  # what the stdlib's _communicate reads per call
 
 
-def _unwrap(func: Any) -> Any:
-    while hasattr(func, "__wrapped__"):
-        func = func.__wrapped__
-    return func
-
-
-_orig_wait = _unwrap(_std.Popen.__dict__["_wait"])
-_orig_exit = _unwrap(_std.Popen.__dict__["__exit__"])
-_orig_communicate = _unwrap(_std.Popen.__dict__["communicate"])
+_orig_wait = unwrap(_std.Popen.__dict__["_wait"])
+_orig_exit = unwrap(_std.Popen.__dict__["__exit__"])
+_orig_communicate = unwrap(_std.Popen.__dict__["communicate"])
 
 #: What ``subprocess._PopenSelector`` becomes: the stdlib picks PollSelector on Linux.
 PopenSelector = PollSelector

@@ -88,8 +88,8 @@ def current_time() -> float:
     return _hub.clock()
 
 
-def check_duration(value: float | None, what: str) -> float:
-    """Validate a duration in seconds (None means forever) and return it as a float."""
+def _as_seconds(value: float | None, what: str) -> float:
+    """``value`` as a float number of seconds, None as infinity; not NaN, not a string."""
     if value is None:
         return math.inf
     if not isinstance(value, int | float) and not hasattr(type(value), "__float__"):
@@ -98,20 +98,19 @@ def check_duration(value: float | None, what: str) -> float:
     seconds = float(value)
     if math.isnan(seconds):
         raise ValueError(f"{what} must be a number of seconds, not NaN")
+    return seconds
+
+
+def check_duration(value: float | None, what: str) -> float:
+    """Validate a duration in seconds (None means forever) and return it as a float."""
+    seconds = _as_seconds(value, what)
     if seconds < 0:
         raise ValueError(f"{what} must be non-negative, got {value!r}")
     return seconds
 
 
 def _check_deadline(value: float | None) -> float:
-    if value is None:
-        return math.inf
-    if not isinstance(value, int | float) and not hasattr(type(value), "__float__"):
-        raise TypeError(f"deadline must be a number (seconds), not {type(value).__name__}")
-    deadline = float(value)
-    if math.isnan(deadline):
-        raise ValueError("deadline must be a number of seconds, not NaN")
-    return deadline
+    return _as_seconds(value, "deadline")  # an absolute time: a past one is allowed
 
 
 class CancelScope:

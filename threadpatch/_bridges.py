@@ -342,8 +342,7 @@ async def _trio_to_thread(
         raise_cancel.append(how)
         return trio.lowlevel.Abort.FAILED  # the worker reschedules us once stopped
 
-    _workers.submit(job)
-    await trio.lowlevel.wait_task_rescheduled(abort)
+    await _trio_submit_and_wait(job, abort)
     if raise_cancel:
         raise_cancel[0]()  # the loop's own cancellation (or its KeyboardInterrupt)
     if job.expired and not explicit:
@@ -352,6 +351,31 @@ async def _trio_to_thread(
         await trio.sleep_until(trio_deadline)
         await trio.lowlevel.checkpoint()
     return _outcome(job)
+
+
+_trio_submit_and_wait_fn: Any = None
+
+
+async def _trio_submit_and_wait(job: Job, abort: Callable[..., Any]) -> None:
+    """Submit ``job`` and wait to be rescheduled, with Ctrl-C held off in between.
+
+    trio raises ``KeyboardInterrupt`` at any bytecode of an unprotected frame:
+    between ``submit`` and ``wait_task_rescheduled`` it would end the task while
+    its job runs, and the worker would later reschedule a task that has exited
+    (``TrioInternalError``).  Protected, the interrupt arrives through ``abort``
+    (trio's ``raise_cancel``) once the task waits, and the job is cancelled.
+    """
+    global _trio_submit_and_wait_fn
+    if _trio_submit_and_wait_fn is None:
+        import trio
+
+        @trio.lowlevel.enable_ki_protection
+        async def submit_and_wait(job: Job, abort: Callable[..., Any]) -> None:
+            _workers.submit(job)
+            await trio.lowlevel.wait_task_rescheduled(abort)
+
+        _trio_submit_and_wait_fn = submit_and_wait
+    await _trio_submit_and_wait_fn(job, abort)
 
 
 # -- from_thread -----------------------------------------------------------------

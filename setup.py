@@ -42,6 +42,7 @@ SPEEDUPS = Extension(
         "threadpatch/_speedups.c",  # the module
         "threadpatch/_speedups_locks.c",  # Lock and RLock cores
         "threadpatch/_speedups_socket.c",  # socket waits
+        "threadpatch/_speedups_builtin.c",  # patched builtins that act as builtins
     ],
     depends=["threadpatch/_speedups.h"],
     optional=True,

@@ -23,6 +23,10 @@ from threadpatch._patching import FLAGS
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# the module of the function that time.sleep runs (a patched builtin wraps it)
+SLEEP_MODULE = "getattr(time.sleep, '__wrapped__', time.sleep).__module__"
+
+
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "THREADPATCH_AUTOPATCH"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -56,17 +60,17 @@ def _after_prefix(line: str) -> str:
 
 
 def test_c_runs_code_as_python_c_does() -> None:
-    code = "import sys, time; print(sys.argv, repr(sys.path[0]), __name__, time.sleep.__module__)"
+    code = f"import sys, time; print(sys.argv, repr(sys.path[0]), __name__, {SLEEP_MODULE})"
     proc = _tp("-c", code, "a", "b c")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "['-c', 'a', 'b c'] '' __main__ threadpatch._time\n"
-    native = _run("-c", code.replace("time.sleep.__module__", "'time'"), "a", "b c")
+    native = _run("-c", code.replace(SLEEP_MODULE, "'time'"), "a", "b c")
     assert native.stdout.split()[:4] == proc.stdout.split()[:4]
 
 
 def test_c_exit_status_and_flags() -> None:
     assert _tp("-c", "raise SystemExit(5)").returncode == 5
-    proc = _tp("--no-time", "-c", "import time, threadpatch; print(time.sleep.__module__)")
+    proc = _tp("--no-time", "-c", f"import time, threadpatch; print({SLEEP_MODULE})")
     assert proc.stdout.strip() == "time"
 
 

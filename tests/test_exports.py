@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "_queue": 1,
     "_simple_queue": 1,
     "_time": 1,
+    "_builtin_like": 1,  # patched builtins that behave as builtins (for _patching)
     "_threading": 1,
     "_dns": 2,
     "_socket": 2,

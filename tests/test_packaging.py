@@ -225,7 +225,11 @@ def _check_install(python: Path, expect: str) -> None:
     version = _run([str(script), "--version"]).stdout
     assert version == f"threadpatch {threadpatch.__version__} ({expect})\n"
     autopatch = _run(
-        [str(python), "-c", "import time; print(time.sleep.__module__)"],
+        [
+            str(python),
+            "-c",
+            "import time; print(getattr(time.sleep, '__wrapped__', time.sleep).__module__)",
+        ],
         THREADPATCH_AUTOPATCH="1",
     )
     assert autopatch.stdout == "threadpatch._time\n"  # the .pth was installed

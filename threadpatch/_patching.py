@@ -39,6 +39,7 @@ from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from . import _core
+from ._builtin_like import builtin_like, is_plain_builtin
 from ._core import _natives
 from .patches import OFF_BY_DEFAULT as OFF_BY_DEFAULT
 from .patches import TARGETS
@@ -190,8 +191,35 @@ def _set_attr(owner: object, name: str, replacement: object, records: list[_Reco
     namespace = vars(owner)
     had_own = name in namespace
     original = namespace[name] if had_own else _MISSING
+    if isinstance(owner, ModuleType) and is_plain_builtin(original):
+        replacement = _as_builtin(owner, name, replacement, original)
     setattr(owner, name, replacement)
     records.append(_Record(owner, name, had_own, original, replacement))
+
+
+# One wrapper per (builtin, replacement), wherever it is installed: pickle finds
+# ``psycopg_pool.pool.sleep`` (``time.sleep`` imported by name) as ``time.sleep``.
+_builtin_likes: dict[tuple[int, int], tuple[object, object, object]] = {}
+
+
+def _as_builtin(module: ModuleType, name: str, replacement: object, original: object) -> object:
+    """``replacement`` of the builtin ``module.name``, behaving as a builtin.
+
+    A Python function is a descriptor with a ``__dict__``: stored as a class
+    attribute it would bind as a method, where the builtin it replaces does
+    not.  It is installed wrapped (see :mod:`threadpatch._builtin_like`); a
+    class or another non-descriptor is installed as it is.  The wrapper is made
+    once per builtin and replacement, so patching again installs the same object.
+    """
+    if not hasattr(type(replacement), "__get__"):
+        return replacement
+    key = (id(original), id(replacement))
+    known = _builtin_likes.get(key)
+    if known is not None:
+        return known[2]
+    wrapper = builtin_like(replacement, original)
+    _builtin_likes[key] = (original, replacement, wrapper)  # keeps the ids valid
+    return wrapper
 
 
 def _resolve(module: ModuleType, path: str) -> object:

@@ -3,6 +3,7 @@
  *   _speedups.c          the module: definition and initialisation
  *   _speedups_locks.c    LockCore, RLockCore: the uncontended paths of Lock and RLock
  *   _speedups_socket.c   the waiting receive and the send of a blocking socket
+ *   _speedups_builtin.c  BuiltinLike: a patched builtin that behaves as a builtin
  *
  * The parts share no state; each interns its own names and adds its own
  * objects to the module.
@@ -29,5 +30,8 @@ int tp_locks_init(PyObject *module);
 
 /* Add the socket functions to `module`; 0, or -1 with an exception. */
 int tp_socket_init(PyObject *module);
+
+/* Ready BuiltinLike and add it to `module`; 0, or -1 with an exception. */
+int tp_builtin_init(PyObject *module);
 
 #endif /* THREADPATCH_SPEEDUPS_H */

@@ -27,7 +27,8 @@ def _python(
 
 SCRIPT = """\
 import sys, time, threadpatch
-print(repr(sys.argv), __name__, threadpatch.is_patched(), time.sleep.__module__)
+sleep = getattr(time.sleep, '__wrapped__', time.sleep)  # a patched builtin wraps ours
+print(repr(sys.argv), __name__, threadpatch.is_patched(), sleep.__module__)
 print(sys.path[0])
 raise SystemExit(int(sys.argv[-1]))
 """
@@ -81,7 +82,7 @@ def test_autopatch_env_var_patches_at_start_up() -> None:
         import sys, time
         assert "threadpatch" in sys.modules
         import threadpatch
-        print(threadpatch.is_patched(), time.sleep.__module__)
+        print(threadpatch.is_patched(), getattr(time.sleep, '__wrapped__', time.sleep).__module__)
     """
     proc = _python(env={"THREADPATCH_AUTOPATCH": "1"}, code=code)
     assert proc.stdout.split() == ["True", "threadpatch._time"], proc.stderr

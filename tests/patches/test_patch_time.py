@@ -65,7 +65,8 @@ def test_valid_values_sleep(value: object) -> None:
 
 def test_time_sleep_is_patched_and_restored() -> None:
     with threadpatch.patched(**only("time")):
-        assert time.sleep is _time.sleep
+        assert time.sleep.__wrapped__ is _time.sleep  # type: ignore[attr-defined]
+        assert time.sleep.__name__ == "sleep"
     assert time.sleep is NATIVE_SLEEP
 
 

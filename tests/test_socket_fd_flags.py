@@ -30,6 +30,7 @@ from threadpatch import _socket
 from threadpatch import socket as tp_socket
 
 from .test_socket import fill
+from .test_socket_flags import RECEIVES, SENDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -202,22 +203,12 @@ def _full_datagram_pair(tmp: str, kind: str) -> tuple[std_socket.socket, std_soc
     return sender, receiver, path
 
 
+# The MSG_DONTWAIT calls of test_socket_flags, and recvfrom_into's keyword form.
 CALLS: dict[str, Callable[[Any], object]] = {
-    "recv": lambda s: s.recv(1, DONTWAIT),
-    "recv_peek": lambda s: s.recv(1, std_socket.MSG_PEEK | DONTWAIT),
-    "recv_into": lambda s: s.recv_into(bytearray(1), 1, DONTWAIT),
-    "recv_into_keyword": lambda s: s.recv_into(bytearray(1), flags=DONTWAIT),
-    "recvfrom": lambda s: s.recvfrom(1, DONTWAIT),
-    "recvfrom_into": lambda s: s.recvfrom_into(bytearray(1), 0, DONTWAIT),
+    **RECEIVES,
     "recvfrom_into_keyword": lambda s: s.recvfrom_into(bytearray(1), flags=DONTWAIT),
-    "recvmsg": lambda s: s.recvmsg(1, 0, DONTWAIT),
-    "recvmsg_into": lambda s: s.recvmsg_into([bytearray(1)], 0, DONTWAIT),
 }
-SEND_CALLS: dict[str, Callable[[Any], object]] = {
-    "send": lambda s: s.send(b"\0" * (1 << 20), DONTWAIT),
-    "sendall": lambda s: s.sendall(b"\0" * (1 << 20), DONTWAIT),
-    "sendmsg": lambda s: s.sendmsg([b"\0" * (1 << 20)], [], DONTWAIT),
-}
+SEND_CALLS = SENDS
 
 
 @pytest.mark.parametrize("kind", OURS)

@@ -16,8 +16,12 @@ import sys
 import tempfile
 import textwrap
 import time
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Only the announcer knows threadpatch: it says READY once the program's
 # threads are all parked in patched calls, so that SIGINT finds them blocked.
@@ -118,8 +122,13 @@ def program(threads: str, kind: str, main: str) -> str:
     return PRELUDE + f"KIND = {kind!r}\n" + body + tail
 
 
-def interrupt(code: str, how: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run ``code`` as a script patched ``how``, SIGINT it once READY; return result and delay."""
+def interrupt(
+    code: str, how: str, flags: Sequence[str] = ()
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``code`` as a script patched ``how``, SIGINT it once READY; return result and delay.
+
+    ``how`` is ``"cli"`` (``python -m threadpatch [flags] script``) or ``"autopatch"``.
+    """
     env = dict(os.environ)
     env.pop("THREADPATCH_AUTOPATCH", None)
     env["PYTHONFAULTHANDLER"] = "1"
@@ -127,7 +136,7 @@ def interrupt(code: str, how: str) -> tuple[subprocess.CompletedProcess[str], fl
     with os.fdopen(fd, "w") as f:
         f.write(code)
     if how == "cli":
-        args = [sys.executable, "-m", "threadpatch", script]
+        args = [sys.executable, "-m", "threadpatch", *flags, script]
     else:
         env["THREADPATCH_AUTOPATCH"] = "1"
         args = [sys.executable, script]

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -29,6 +28,7 @@ import sniffio
 
 import threadpatch
 from tests.servers import SilentServer, fd_count
+from tests.test_ctrl_c_programs import interrupt
 from threadpatch import _bridges, _core, _workers
 
 if TYPE_CHECKING:
@@ -1073,37 +1073,7 @@ def trio_main():
 
 
 def _interrupt(code: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-    fd, script = tempfile.mkstemp(suffix=".py", prefix="tp-to-thread-")
-    with os.fdopen(fd, "w") as f:
-        f.write(code)
-    env = dict(os.environ)
-    env.pop("THREADPATCH_AUTOPATCH", None)
-    env["PYTHONFAULTHANDLER"] = "1"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "threadpatch", *args, script],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if first.strip() != "READY":
-            proc.kill()
-            out, err = proc.communicate(timeout=10)
-            pytest.fail(f"child did not get ready: {first!r} {out!r} {err!r}")
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack
-            out, err = proc.communicate(timeout=10)
-            pytest.fail(f"the program hung after Ctrl-C: {out!r}\n{err}")
-    finally:
-        proc.kill()
-        os.unlink(script)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return interrupt(code, "cli", args)[0]
 
 
 @pytest.mark.slow

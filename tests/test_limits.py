@@ -70,36 +70,6 @@ def _pipe() -> Iterator[tuple[int, int]]:
         os.close(w)
 
 
-def pipe_read(tmp_path: Path) -> Iterator[Blocked]:
-    with _pipe() as (r, w):
-        yield Blocked(lambda: os.read(r, 10), lambda: os.write(w, b"x") and None, b"x".__eq__)
-
-
-def pipe_write(tmp_path: Path) -> Iterator[Blocked]:
-    with _pipe() as (r, w):
-        os.set_blocking(w, False)
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                os.write(w, b"\0" * 65536)
-        os.set_blocking(w, True)
-
-        def drain() -> None:
-            os.read(r, 1 << 20)
-
-        yield Blocked(lambda: os.write(w, b"y" * 10), drain, (10).__eq__)
-
-
-def terminal_read(tmp_path: Path) -> Iterator[Blocked]:
-    master, slave = os.openpty()
-    try:
-        yield Blocked(
-            lambda: os.read(slave, 10), lambda: os.write(master, b"x\n") and None, b"x\n".__eq__
-        )
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
 def _stdin_over_pipe(monkeypatch: pytest.MonkeyPatch, call: Callable[[], Any]) -> Iterator[Blocked]:
     with _pipe() as (r, w):
         stdin = io.TextIOWrapper(io.FileIO(os.dup(r), "r"))
@@ -296,9 +266,6 @@ def native_simple_queue(tmp_path: Path) -> Iterator[Blocked]:
 
 
 ENTRIES: dict[str, Callable[..., Iterator[Blocked]]] = {
-    "pipe-read": pipe_read,
-    "pipe-write": pipe_write,
-    "terminal-read": terminal_read,
     "stdin-readline": stdin_readline,
     "input": builtin_input,
     "child-pipe-readline": child_pipe_readline,

@@ -415,7 +415,7 @@ def _write_dump(fd: int) -> None:
         data = f"threadpatch: dump failed: {exc!r}\n".encode()
     with contextlib.suppress(OSError):
         while data:
-            data = data[os.write(fd, data) :]
+            data = data[_core._natives.write(fd, data) :]
 
 
 def dump_on_signal(

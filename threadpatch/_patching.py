@@ -82,6 +82,7 @@ class PatchFlags(TypedDict, total=False):
     socketserver: bool
     ssl: bool
     subprocess: bool
+    os: bool
     urllib3: bool
     xmlrpc: bool
     imaplib: bool
@@ -111,6 +112,7 @@ PatchFlag = Literal[
     "socketserver",
     "ssl",
     "subprocess",
+    "os",
     "urllib3",
     "xmlrpc",
     "imaplib",

@@ -258,7 +258,7 @@ class ThreadingMixIn(_std.ThreadingMixIn):
             if self._wake_w >= 0:
                 # A full pipe means the loop is awake anyway.
                 with contextlib.suppress(BlockingIOError):
-                    os.write(self._wake_w, b"\0")
+                    _natives.write(self._wake_w, b"\0")
         self._BaseServer__is_shut_down.wait()
         self.cancel_handlers(wait=True)
 
@@ -288,7 +288,7 @@ class ThreadingMixIn(_std.ThreadingMixIn):
 
 def _drain(fd: int) -> None:
     try:
-        while os.read(fd, 4096):
+        while _natives.read(fd, 4096):
             pass
     except BlockingIOError:
         pass

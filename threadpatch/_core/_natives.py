@@ -34,3 +34,7 @@ POLLNVAL: int = select.POLLNVAL
 DefaultSelector = selectors.DefaultSelector
 socketpair = socket.socketpair
 eventfd = getattr(os, "eventfd", None)
+# Descriptor I/O (the wake-up eventfd, the C accelerator's pure fallbacks): the
+# ``os`` patch set replaces the public names with cancellable ones.
+read = os.read
+write = os.write

@@ -239,7 +239,7 @@ class ThreadState:
         self.unpark()
         if self._fd_waiting:
             try:  # noqa: SIM105 - wake path, keep it lean
-                os.write(self._wake_fd, b"\1\0\0\0\0\0\0\0")
+                _natives.write(self._wake_fd, b"\1\0\0\0\0\0\0\0")
             except OSError:
                 pass  # counter full or fd gone: the thread is awake either way
 
@@ -308,7 +308,7 @@ class ThreadState:
         for fd, revents in ready:
             if fd == wake_fd:
                 with contextlib.suppress(BlockingIOError):
-                    os.read(wake_fd, 8)
+                    _natives.read(wake_fd, 8)
             else:
                 result.append((fd, revents))
         if self.interrupt:
@@ -344,7 +344,7 @@ class ThreadState:
                 result = revents
             else:
                 with contextlib.suppress(BlockingIOError):
-                    os.read(ready_fd, 8)
+                    _natives.read(ready_fd, 8)
         if self.interrupt:
             self.deliver()
         return result

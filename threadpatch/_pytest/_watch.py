@@ -279,7 +279,7 @@ class Watch:
             if capman is not None:
                 capman.suspend_global_capture(in_=True)
         with contextlib.suppress(Exception):
-            os.write(
+            _core._natives.write(
                 2,
                 f"\n{'+' * 20} threadpatch: thread timeout {'+' * 20}\n{text}\n"
                 "threadpatch: ending the process (--thread-timeout-method=exit)\n".encode(),

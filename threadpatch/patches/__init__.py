@@ -42,6 +42,7 @@ TARGETS: dict[str, str] = {
     "socketserver": "socketserver",
     "ssl": "ssl",
     "subprocess": "subprocess",
+    "os": "os",
     "urllib3": "urllib3.util.connection",
     "xmlrpc": "xmlrpc.client",
     "imaplib": "imaplib",

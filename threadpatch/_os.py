@@ -1,0 +1,198 @@
+"""Cancellable ``os.read`` and ``os.write`` on pipes, FIFOs, terminals and sockets.
+
+A read of an empty pipe (or a write to a full one) blocks in the kernel,
+where no other thread can reach it.  The descriptor's own mode cannot be
+changed to make it wait in the core instead: ``O_NONBLOCK`` belongs to the
+open file, shared with every process that has it (a shell's terminal, the
+other end of ``python x.py | less``).  So each call asks the kernel not to
+block *this call only*, as the socket layer does with ``MSG_DONTWAIT``:
+
+1. One ``preadv2``/``pwritev2`` with ``RWF_NOWAIT`` at the current position
+   (offset -1).  Data there, or room: that is the whole call, one syscall as
+   for ``os.read`` itself.
+2. ``EAGAIN``: the descriptor would block.  Then, and only then, what it is
+   is looked up (``fcntl(F_GETFL)``, ``fstat``): a descriptor the caller made
+   non-blocking gets the stdlib's ``BlockingIOError``; a regular file or block
+   device (``RWF_NOWAIT`` refuses a read that must go to the disk) gets the
+   plain call, uncancellable as before (see docs/guide/limits.md); anything
+   else waits in the core (:func:`threadpatch._core.wait_fd`, a cancellation
+   point) and tries again.
+3. ``EOPNOTSUPP`` (terminals and ptys, some character devices, kernels before
+   pipes took ``RWF_NOWAIT``): the same look-up, then a wait for readiness
+   followed by the plain call.  Two threads reading one terminal can still
+   race for a line between the wait and the read; the loser then blocks as
+   it would without threadpatch.
+
+The results are the stdlib's.  A short read on a regular file (``RWF_NOWAIT``
+stops at the first page not in the page cache) is completed with a plain
+read, so a regular file still returns everything up to its end.  A write to a
+pipe, socket or terminal writes everything, waiting for room as often as it
+must, as a blocking write does; if the thread is cancelled after part of the
+data went out, the call returns the count written (a short write, as when a
+signal interrupts a blocking write) and the cancellation is raised at the
+thread's next cancellation point, so no byte goes unaccounted for.
+
+Arguments the fast path does not take (not an ``int``, a negative count, a
+closed descriptor) go to the plain call, so every error is the stdlib's.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from typing import Any
+
+from . import _accel, _core
+from ._core import _natives
+
+__all__ = ["read", "write"]
+
+_read = _natives.read
+_write = _natives.write
+_preadv = os.preadv
+_pwritev = os.pwritev
+_fstat = os.fstat
+_fcntl = fcntl.fcntl
+_F_GETFL = fcntl.F_GETFL
+_O_NONBLOCK = os.O_NONBLOCK
+_NOWAIT = os.RWF_NOWAIT
+_S_ISREG = stat.S_ISREG
+_S_ISBLK = stat.S_ISBLK
+_EAGAIN = errno.EAGAIN
+_EOPNOTSUPP = errno.EOPNOTSUPP
+_POLLIN = _natives.POLLIN
+_POLLOUT = _natives.POLLOUT
+_wait_fd = _core.wait_fd
+_INFINITE = _core.INFINITE
+_ThreadCancelled = _core.ThreadCancelled
+
+#: ``RWF_NOWAIT`` errors after which the descriptor is looked at: it would
+#: block (``EAGAIN``), or it does not take the flag (``EOPNOTSUPP``; ``EINVAL``
+#: from kernels that do not know it).
+_NOT_NOW = frozenset({errno.EAGAIN, errno.EOPNOTSUPP, errno.EINVAL})
+
+
+def _on_disk(fd: int) -> bool:
+    """Whether ``fd`` is a regular file or block device: readiness means nothing there."""
+    mode = _fstat(fd).st_mode
+    return _S_ISREG(mode) or _S_ISBLK(mode)
+
+
+def _waits(fd: int) -> bool:
+    """Whether the plain call on ``fd`` would wait for a peer (and so should wait here)."""
+    return not (_fcntl(fd, _F_GETFL) & _O_NONBLOCK) and not _on_disk(fd)
+
+
+def _exact_ints(*args: Any) -> bool:
+    for arg in args:
+        if arg.__class__ is not int:
+            return False
+    return True
+
+
+def read(fd: int, length: int, /) -> bytes:
+    """``os.read(fd, length)``, a cancellation point while the descriptor has nothing to read."""
+    if not _exact_ints(fd, length):
+        try:
+            fd, length = fd.__index__(), length.__index__()
+        except (AttributeError, TypeError):
+            return _read(fd, length)  # the stdlib's TypeError
+    if length <= 0 or fd < 0:
+        return _read(fd, length)  # b"" at once, or the stdlib's error
+    buffer = bytearray(length)
+    while True:
+        try:
+            got = _preadv(fd, (buffer,), -1, _NOWAIT)
+        except OSError as exc:
+            if exc.errno not in _NOT_NOW:
+                raise
+            try:
+                waits = _waits(fd)
+            except OSError:
+                return _read(fd, length)  # the stdlib's error for this descriptor
+            if not waits:
+                return _read(fd, length)
+            _wait_fd(fd, _POLLIN, _INFINITE, ("read", fd))
+            if exc.errno != _EAGAIN:
+                return _read(fd, length)  # ready: the plain call returns at once
+            continue
+        if got == length:
+            return bytes(buffer)
+        del buffer[got:]
+        if got and _on_disk(fd):
+            # RWF_NOWAIT stopped at a page not in the cache: read the rest.
+            buffer += _read(fd, length - got)
+        return bytes(buffer)
+
+
+def write(fd: int, data: Any, /) -> int:
+    """``os.write(fd, data)``, a cancellation point while the descriptor has no room."""
+    if fd.__class__ is not int:
+        try:
+            fd = fd.__index__()
+        except (AttributeError, TypeError):
+            return _write(fd, data)  # the stdlib's TypeError
+    try:
+        view = memoryview(data)
+    except TypeError:
+        return _write(fd, data)  # the stdlib's TypeError
+    with view:
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        total = view.nbytes
+        if total == 0 or fd < 0:
+            return _write(fd, data)
+        written = 0
+        while True:
+            try:
+                written += _pwritev(fd, (view[written:],), -1, _NOWAIT)
+            except OSError as exc:
+                if exc.errno not in _NOT_NOW:
+                    if written:
+                        return written  # a short write, as the syscall reports one
+                    raise
+                try:
+                    waits = _waits(fd)
+                except OSError:
+                    if written:
+                        return written
+                    return _write(fd, data)
+                if not waits:
+                    if written and _on_disk(fd):
+                        return written + _write(fd, view[written:])
+                    return written or _write(fd, data)  # the stdlib's BlockingIOError
+                if not _wait_for_room(fd, written):
+                    return written
+                if exc.errno != _EAGAIN:
+                    return written + _write(fd, view[written:])
+                continue
+            if written >= total:
+                return written
+            if _on_disk(fd):
+                try:
+                    return written + _write(fd, view[written:])
+                except OSError:
+                    return written
+
+
+def _wait_for_room(fd: int, written: int) -> bool:
+    """Wait until ``fd`` can take more; False if cancelled after ``written`` bytes went out.
+
+    With nothing written the cancellation propagates.  With part of the data
+    written the caller returns that count: the cancellation stays pending
+    (it is sticky) and is raised at the thread's next cancellation point.
+    """
+    try:
+        _wait_fd(fd, _POLLOUT, _INFINITE, ("write", fd))
+    except _ThreadCancelled:
+        if written:
+            return False
+        raise
+    return True
+
+
+if _accel.speedups is not None and hasattr(_accel.speedups, "fd_read"):
+    read = _accel.speedups.fd_read  # type: ignore[assignment]  # noqa: F811
+    write = _accel.speedups.fd_write  # type: ignore[assignment]  # noqa: F811

@@ -1,0 +1,11 @@
+"""Make ``os.read`` and ``os.write`` cancellable on pipes, FIFOs, terminals and sockets.
+
+Regular files and block devices keep the plain calls (see
+:mod:`threadpatch._os`).  Names bound before patching (``from os import
+read``) keep the stdlib's function, as with every module-level replacement.
+"""
+
+from .. import _os
+
+TARGET = "os"
+REPLACEMENTS = {"read": _os.read, "write": _os.write}

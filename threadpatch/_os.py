@@ -44,14 +44,15 @@ import os
 import stat
 from typing import Any
 
-from . import _accel, _core
+from . import _core
 from ._core import _natives
 
-__all__ = ["read", "write"]
+__all__ = ["read", "readinto", "write"]
 
 _read = _natives.read
 _write = _natives.write
 _preadv = os.preadv
+_readv = os.readv
 _pwritev = os.pwritev
 _fstat = os.fstat
 _fcntl = fcntl.fcntl
@@ -85,16 +86,9 @@ def _waits(fd: int) -> bool:
     return not (_fcntl(fd, _F_GETFL) & _O_NONBLOCK) and not _on_disk(fd)
 
 
-def _exact_ints(*args: Any) -> bool:
-    for arg in args:
-        if arg.__class__ is not int:
-            return False
-    return True
-
-
 def read(fd: int, length: int, /) -> bytes:
     """``os.read(fd, length)``, a cancellation point while the descriptor has nothing to read."""
-    if not _exact_ints(fd, length):
+    if fd.__class__ is not int or length.__class__ is not int:
         try:
             fd, length = fd.__index__(), length.__index__()
         except (AttributeError, TypeError):
@@ -125,6 +119,35 @@ def read(fd: int, length: int, /) -> bytes:
             # RWF_NOWAIT stopped at a page not in the cache: read the rest.
             buffer += _read(fd, length - got)
         return bytes(buffer)
+
+
+def readinto(fd: int, buffer: Any, /) -> int:
+    """``os.readv(fd, [buffer])`` with ``os.read``'s waits: the count read into ``buffer``.
+
+    For file objects (:mod:`threadpatch._fileio`): no copy.  A descriptor the
+    caller made non-blocking raises ``BlockingIOError`` as ``os.read`` does.
+    """
+    with memoryview(buffer) as view:
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        length = view.nbytes
+        if length == 0:
+            return 0
+        while True:
+            try:
+                got = _preadv(fd, (view,), -1, _NOWAIT)
+            except OSError as exc:
+                if exc.errno not in _NOT_NOW:
+                    raise
+                if not _waits(fd):
+                    return _readv(fd, (view,))
+                _wait_fd(fd, _POLLIN, _INFINITE, ("read", fd))
+                if exc.errno != _EAGAIN:
+                    return _readv(fd, (view,))
+                continue
+            if got and got < length and _on_disk(fd):
+                return got + _readv(fd, (view[got:],))
+            return got
 
 
 def write(fd: int, data: Any, /) -> int:
@@ -192,7 +215,3 @@ def _wait_for_room(fd: int, written: int) -> bool:
         raise
     return True
 
-
-if _accel.speedups is not None and hasattr(_accel.speedups, "fd_read"):
-    read = _accel.speedups.fd_read  # type: ignore[assignment]  # noqa: F811
-    write = _accel.speedups.fd_write  # type: ignore[assignment]  # noqa: F811

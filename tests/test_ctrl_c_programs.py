@@ -77,6 +77,19 @@ def blocking_call(kind):
     elif kind == "socket":
         a, b = socket.socketpair()
         a.recv(1)
+    elif kind == "pipe":
+        r, w = os.pipe()
+        os.read(r, 1)
+    elif kind == "pipe-write":
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        try:
+            while True:
+                os.write(w, b"x" * 65536)
+        except BlockingIOError:
+            pass
+        os.set_blocking(w, True)
+        os.write(w, b"x" * 65536)
     else:
         raise ValueError(kind)
 
@@ -110,6 +123,7 @@ MAIN = {
     "sleep": "def blocking_call_main(): time.sleep(60)",
     "requests": "def blocking_call_main(): blocking_call('requests')",
     "socket": "def blocking_call_main(): blocking_call('socket')",
+    "pipe": "def blocking_call_main(): blocking_call('pipe')",
 }
 
 
@@ -175,13 +189,15 @@ def check_interrupted(result: subprocess.CompletedProcess[str], elapsed: float) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sleep", "queue", "condition", "event", "requests", "socket"])
+@pytest.mark.parametrize(
+    "kind", ["sleep", "queue", "condition", "event", "requests", "socket", "pipe", "pipe-write"]
+)
 def test_plain_threads_blocked_in_each_patched_call(kind: str) -> None:
     check_interrupted(*interrupt(program("plain", kind, "join"), "cli"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("main", ["join", "sleep", "requests", "socket", "exit"])
+@pytest.mark.parametrize("main", ["join", "sleep", "requests", "socket", "pipe", "exit"])
 @pytest.mark.parametrize("threads", ["plain", "pool"])
 def test_main_thread_blocked_anywhere(threads: str, main: str) -> None:
     check_interrupted(*interrupt(program(threads, "queue", main), "cli"))

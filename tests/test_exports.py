@@ -37,6 +37,8 @@ LAYERS: dict[str, int] = {
     "_selectors": 2,
     "_socketserver": 2,
     "_subprocess": 2,  # Popen waits on a pidfd, on the core
+    "_os": 2,  # os.read/os.write of pipes and terminals, on the core
+    "_mpconnection": 3,  # multiprocessing.connection over _os
     "socket": 2,
     "ssl": 2,
     "select": 2,

@@ -132,21 +132,6 @@ def mp_lock(tmp_path: Path) -> Iterator[Blocked]:
     yield Blocked(lock.acquire, lock.release, True.__eq__)
 
 
-def mp_queue_get(tmp_path: Path) -> Iterator[Blocked]:
-    q = _fork.Queue()
-    try:
-        yield Blocked(q.get, lambda: q.put(1), (1).__eq__)
-    finally:
-        q.close()
-        q.join_thread()
-
-
-def mp_connection_recv(tmp_path: Path) -> Iterator[Blocked]:
-    a, b = _fork.Pipe()
-    with a, b:
-        yield Blocked(a.recv, lambda: b.send(1), (1).__eq__)
-
-
 def mp_process_join(tmp_path: Path) -> Iterator[Blocked]:
     proc = _fork.Process(target=signal.pause)
     with warnings.catch_warnings():
@@ -271,8 +256,6 @@ ENTRIES: dict[str, Callable[..., Iterator[Blocked]]] = {
     "child-pipe-readline": child_pipe_readline,
     "fifo-open": fifo_open,
     "multiprocessing-lock": mp_lock,
-    "multiprocessing-queue": mp_queue_get,
-    "multiprocessing-connection": mp_connection_recv,
     "multiprocessing-join": mp_process_join,
     "os-waitpid": os_waitpid,
     "os-system": os_system,

@@ -11,6 +11,8 @@ type, and a kind it does not know is said as "kind on repr(subject)".
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import threading
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,8 @@ __all__ = [
 
 _MAX_REPR = 200
 _SOCKET_KINDS = ("recv", "send", "sendall", "accept", "connect")
+_FD_KINDS = ("read", "write")  # threadpatch._os: os.read / os.write of a descriptor
+
 _PRIMITIVE_VERBS = {"semaphore": "acquire", "event": "wait", "barrier": "wait", "group": "wait"}
 
 
@@ -140,6 +144,21 @@ def _socket_text(sock: object) -> str:
     return text + ">"
 
 
+def _fd_text(fd: int) -> str:
+    """What descriptor ``fd`` is now, as `` (pipe)``; empty if it cannot be told."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return " (closed)"
+    if stat.S_ISFIFO(mode):
+        return " (pipe)"
+    if stat.S_ISSOCK(mode):
+        return " (socket)"
+    if stat.S_ISCHR(mode):
+        return " (terminal)" if os.isatty(fd) else " (character device)"
+    return ""
+
+
 def describe(
     kind: object,
     subject: object,
@@ -178,6 +197,8 @@ def describe(
         return f"the end of {len(left)} cancelled thread(s): {', '.join(map(repr, left))}"
     if kind in _SOCKET_KINDS:
         return f"{kind} on {_socket_text(subject)}"
+    if kind in _FD_KINDS and isinstance(subject, int):
+        return f"os.{kind} on fd {subject}{_fd_text(subject)}"
     if kind.startswith("tls."):
         return f"TLS {kind[4:]} on {_socket_text(subject)}"
     text = kind if subject is None else f"{kind} on {safe_repr(subject)}"

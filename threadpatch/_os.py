@@ -47,9 +47,10 @@ from typing import Any
 from . import _core
 from ._core import _natives
 
-__all__ = ["read", "readinto", "write"]
+__all__ = ["close", "read", "readinto", "write"]
 
 _read = _natives.read
+_close = os.close
 _write = _natives.write
 _preadv = os.preadv
 _readv = os.readv
@@ -73,6 +74,44 @@ _ThreadCancelled = _core.ThreadCancelled
 #: block (``EAGAIN``), or it does not take the flag (``EOPNOTSUPP``; ``EINVAL``
 #: from kernels that do not know it).
 _NOT_NOW = frozenset({errno.EAGAIN, errno.EOPNOTSUPP, errno.EINVAL})
+
+
+#: Who waits on which descriptor, so that :func:`close` can wake them.
+_waiting: dict[int, list[_core.Parker]] = {}
+_waiting_lock = _natives.allocate_lock()
+_current_waiter = _core.current_waiter
+
+
+def _wait(fd: int, events: int, kind: str) -> None:
+    """Wait in the core until ``fd`` is ready (or closed by :func:`close`)."""
+    waiter = _current_waiter()
+    with _waiting_lock:
+        _waiting.setdefault(fd, []).append(waiter)
+    try:
+        _wait_fd(fd, events, _INFINITE, (kind, fd))
+    finally:
+        with _waiting_lock:
+            waiters = _waiting[fd]
+            waiters.remove(waiter)
+            if not waiters:
+                del _waiting[fd]
+
+
+def close(fd: int) -> None:
+    """``os.close(fd)``, which also ends the waits of other threads on ``fd``.
+
+    A thread in the kernel's ``read`` is not woken when another thread closes
+    the descriptor (the stdlib's read waits on); a thread waiting here is, and
+    its call then fails as a call on a closed descriptor does (``EBADF``).
+    """
+    _close(fd)
+    if _waiting:
+        with _waiting_lock:
+            waiters = list(_waiting.get(fd, ()))
+        for waiter in waiters:
+            # A thread's state ends its descriptor wait; the hub's native
+            # waiter polls natively and notices on its own.
+            getattr(waiter, "wake", waiter.unpark)()
 
 
 def _on_disk(fd: int) -> bool:
@@ -108,7 +147,7 @@ def read(fd: int, length: int, /) -> bytes:
                 return _read(fd, length)  # the stdlib's error for this descriptor
             if not waits:
                 return _read(fd, length)
-            _wait_fd(fd, _POLLIN, _INFINITE, ("read", fd))
+            _wait(fd, _POLLIN, "read")
             if exc.errno != _EAGAIN:
                 return _read(fd, length)  # ready: the plain call returns at once
             continue
@@ -141,7 +180,7 @@ def readinto(fd: int, buffer: Any, /) -> int:
                     raise
                 if not _waits(fd):
                     return _readv(fd, (view,))
-                _wait_fd(fd, _POLLIN, _INFINITE, ("read", fd))
+                _wait(fd, _POLLIN, "read")
                 if exc.errno != _EAGAIN:
                     return _readv(fd, (view,))
                 continue
@@ -208,10 +247,9 @@ def _wait_for_room(fd: int, written: int) -> bool:
     (it is sticky) and is raised at the thread's next cancellation point.
     """
     try:
-        _wait_fd(fd, _POLLOUT, _INFINITE, ("write", fd))
+        _wait(fd, _POLLOUT, "write")
     except _ThreadCancelled:
         if written:
             return False
         raise
     return True
-

@@ -83,6 +83,7 @@ class PatchFlags(TypedDict, total=False):
     ssl: bool
     subprocess: bool
     os: bool
+    multiprocessing: bool
     urllib3: bool
     xmlrpc: bool
     imaplib: bool
@@ -113,6 +114,7 @@ PatchFlag = Literal[
     "ssl",
     "subprocess",
     "os",
+    "multiprocessing",
     "urllib3",
     "xmlrpc",
     "imaplib",

@@ -137,6 +137,29 @@ def test_snapshot_states_running_cancelled_and_shielded() -> None:
     a.join()
 
 
+def test_a_shielded_scopes_own_deadline_is_the_scope_deadline(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    # The outer deadline is suspended by the shield; the shielded scope's own is not.
+    ev = threadpatch.Event()
+
+    def body() -> None:
+        with (
+            threadpatch.timeout_after(5),
+            threadpatch.CancelScope(threadpatch.current_time() + 60, shield=True),
+        ):
+            ev.wait()
+
+    t = threadpatch.spawn(body, name="shielded-deadline")
+    wait_all_threads_blocked(expected=1)
+    snap = by_name("shielded-deadline")
+    assert snap.shielded
+    assert snap.scope_deadline_left is not None
+    assert 5 < snap.scope_deadline_left <= 60
+    ev.set()
+    t.join(timeout=5)
+
+
 def test_to_dict_is_json_ready() -> None:
     import json
 

@@ -222,12 +222,16 @@ def _stack(frame: FrameType | None) -> tuple[tuple[str, ...], int]:
 
 
 def _scope_deadline(scopes: Sequence[object]) -> tuple[float, bool]:
-    """The earliest deadline a shield does not suspend, and whether a shield is active."""
+    """The earliest deadline a shield does not suspend, and whether a shield is active.
+
+    A shield suspends the scopes outside it; its own deadline (a
+    ``CancelScope(deadline, shield=True)``) still applies inside it.
+    """
     deadline = math.inf
     for scope in reversed(scopes):
+        deadline = min(deadline, getattr(scope, "deadline", math.inf))
         if getattr(scope, "shield", False):
             return deadline, True
-        deadline = min(deadline, getattr(scope, "deadline", math.inf))
     return deadline, False
 
 

@@ -206,3 +206,42 @@ def test_docstring_and_help_list_every_option() -> None:
     help_text = _tp("--help").stdout
     for flag in FLAGS:
         assert flag in help_text, flag
+
+
+_REPORT_FLAGS = (
+    "import threadpatch; "
+    "from threadpatch._patching import FLAGS; "
+    "print(*(f for f in FLAGS if threadpatch.is_patched(f)), sep=',')"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "on", "off"),
+    [
+        ("1", {"time", "os", "ssl"}, {"futures", "asyncio"}),
+        ("yes", {"time", "ssl"}, {"futures"}),
+        ("futures", {"time", "ssl", "futures"}, {"asyncio"}),
+        ("futures, -ssl,no-dns", {"time", "futures"}, {"ssl", "dns", "asyncio"}),
+        ("+asyncio", {"asyncio", "time"}, {"futures"}),
+    ],
+)
+def test_autopatch_takes_a_list_of_flags(value: str, on: set[str], off: set[str]) -> None:
+    env = {**os.environ, "THREADPATCH_AUTOPATCH": value}
+    proc = subprocess.run(
+        [sys.executable, "-c", _REPORT_FLAGS], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    patched = set(proc.stdout.strip().split(","))
+    assert on <= patched, proc.stdout
+    assert not off & patched, proc.stdout
+    assert proc.stderr == ""
+
+
+def test_autopatch_warns_of_an_unknown_flag_and_applies_the_rest() -> None:
+    env = {**os.environ, "THREADPATCH_AUTOPATCH": "futures,bogus"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _REPORT_FLAGS], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "futures" in proc.stdout.split(",")
+    assert "ThreadpatchWarning: THREADPATCH_AUTOPATCH: unknown flag 'bogus'" in proc.stderr

@@ -114,6 +114,9 @@ SUITES: tuple[Suite, ...] = (
     Suite("test_logging", 400),
     Suite("test_subprocess", 600),
     Suite("test_signal", 300),
+    # os.read/os.write/os.close and the pty module's reads of terminals (the os set).
+    Suite("test_os", 300, fast=True),
+    Suite("test_pty", 120, fast=True),
     Suite("test_asyncio", 900),
     Suite(
         "test_multiprocessing_spawn",

@@ -42,6 +42,7 @@ import errno
 import fcntl
 import os
 import stat
+import sys
 from typing import Any
 
 from . import _core
@@ -57,6 +58,7 @@ _readv = os.readv
 _pwritev = os.pwritev
 _fstat = os.fstat
 _strerror = os.strerror
+_SSIZE_MAX = sys.maxsize
 _fcntl = fcntl.fcntl
 _F_GETFL = fcntl.F_GETFL
 _O_NONBLOCK = os.O_NONBLOCK
@@ -103,7 +105,7 @@ def read(fd: int, length: int, /) -> bytes:
             fd, length = fd.__index__(), length.__index__()
         except (AttributeError, TypeError):
             return _read(fd, length)  # the stdlib's TypeError
-    if length <= 0 or fd < 0:
+    if length <= 0 or fd < 0 or length > _SSIZE_MAX:
         return _read(fd, length)  # b"" at once, or the stdlib's error
     buffer = bytearray(length)
     try:
@@ -166,7 +168,13 @@ def readinto(fd: int, buffer: Any, /) -> int:
     For file objects (:mod:`threadpatch._fileio`): no copy.  A descriptor the
     caller made non-blocking raises ``BlockingIOError`` as ``os.read`` does.
     """
-    with memoryview(buffer) as whole:
+    try:
+        whole = memoryview(buffer)
+    except TypeError:
+        return _readv(fd, (buffer,))  # the stdlib's TypeError
+    with whole:
+        if whole.readonly:
+            return _readv(fd, (buffer,))  # the stdlib's BufferError
         view = _bytes_view(whole)
         length = view.nbytes
         if length == 0:

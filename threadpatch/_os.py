@@ -322,7 +322,6 @@ def _wait_for_room(fd: int, written: int) -> bool:
     return True
 
 
-
 #: The implementations of ``(read, readinto, write)`` in this process: the
 #: pure-Python reference above always, the C fast paths
 #: (``threadpatch/_speedups_fdio.c``) when the accelerator is built.  Tests run both.

@@ -115,6 +115,8 @@ def read(fd: int, length: int, /) -> bytes:
             raise
         err = exc.errno
     else:
+        if got == length:
+            return bytes(buffer)
         return _read_done(fd, buffer, got)
     return _read_slow(fd, length, err)
 
@@ -246,6 +248,8 @@ def write(fd: int, data: Any, /) -> int:
                 raise
             written, err = 0, exc.errno
         else:
+            if written == total:
+                return written
             err = 0
         return _write_loop(fd, data, view, written, err)
 

@@ -416,3 +416,28 @@ def test_write_error_after_partial_write_returns_the_count() -> None:
             with pytest.raises(BrokenPipeError) as info:
                 ops.write(w, b"z")
             assert info.value.errno == errno.EPIPE
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("evict_from", [0, 65536], ids=["cold", "tail_cold"])
+def test_regular_file_pages_not_in_cache(impl: str, evict_from: int, tmp_path: Any) -> None:
+    # RWF_NOWAIT refuses (EAGAIN) or stops short at pages not in the page
+    # cache; the read goes on with the plain call and still returns everything.
+    ops = _impl(impl)
+    data = os.urandom(1 << 20)
+    path = tmp_path / "cold"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    with _fds(fd):
+        os.fsync(fd)
+        for call in ("read", "readinto"):
+            os.pread(fd, len(data), 0)
+            os.posix_fadvise(fd, evict_from, 0, os.POSIX_FADV_DONTNEED)
+            os.lseek(fd, 0, os.SEEK_SET)
+            if call == "read":
+                assert ops.read(fd, len(data) + 10) == data
+            else:
+                buf = bytearray(len(data) + 10)
+                assert ops.readinto(fd, buf) == len(data)
+                assert buf[: len(data)] == data
+            assert os.lseek(fd, 0, os.SEEK_CUR) == len(data)

@@ -43,6 +43,7 @@ SPEEDUPS = Extension(
         "threadpatch/_speedups_locks.c",  # Lock and RLock cores
         "threadpatch/_speedups_socket.c",  # socket waits
         "threadpatch/_speedups_builtin.c",  # patched builtins that act as builtins
+        "threadpatch/_speedups_fdio.c",  # patched os.read / os.write, first try
     ],
     depends=["threadpatch/_speedups.h"],
     optional=True,

@@ -42,9 +42,11 @@ import errno
 import fcntl
 import os
 import stat
+import sys
 from typing import Any
 
 from . import _core
+from ._accel import speedups as _speedups
 from ._core import _natives
 
 __all__ = ["close", "read", "readinto", "write"]
@@ -56,6 +58,8 @@ _preadv = os.preadv
 _readv = os.readv
 _pwritev = os.pwritev
 _fstat = os.fstat
+_strerror = os.strerror
+_SSIZE_MAX = sys.maxsize
 _fcntl = fcntl.fcntl
 _F_GETFL = fcntl.F_GETFL
 _O_NONBLOCK = os.O_NONBLOCK
@@ -125,6 +129,14 @@ def _waits(fd: int) -> bool:
     return not (_fcntl(fd, _F_GETFL) & _O_NONBLOCK) and not _on_disk(fd)
 
 
+def _bytes_view(obj: Any) -> memoryview:
+    """``obj``'s buffer as a flat view of bytes (``TypeError`` if it has none)."""
+    view = memoryview(obj)
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    return view
+
+
 def read(fd: int, length: int, /) -> bytes:
     """``os.read(fd, length)``, a cancellation point while the descriptor has nothing to read."""
     if fd.__class__ is not int or length.__class__ is not int:
@@ -132,32 +144,63 @@ def read(fd: int, length: int, /) -> bytes:
             fd, length = fd.__index__(), length.__index__()
         except (AttributeError, TypeError):
             return _read(fd, length)  # the stdlib's TypeError
-    if length <= 0 or fd < 0:
+    if length <= 0 or fd < 0 or length > _SSIZE_MAX:
         return _read(fd, length)  # b"" at once, or the stdlib's error
     buffer = bytearray(length)
+    try:
+        got = _preadv(fd, (buffer,), -1, _NOWAIT)
+    except OSError as exc:
+        if exc.errno not in _NOT_NOW:
+            raise
+        err = exc.errno
+    else:
+        if got == length:
+            return bytes(buffer)
+        return _read_done(fd, buffer, got)
+    return _read_slow(fd, length, err)
+
+
+def _read_done(fd: int, buffer: bytearray, got: int) -> bytes:
+    """What :func:`read` returns once a ``RWF_NOWAIT`` read of ``len(buffer)`` got ``got``."""
+    if got == len(buffer):
+        return bytes(buffer)
+    length = len(buffer)
+    del buffer[got:]
+    if got and _on_disk(fd):
+        # RWF_NOWAIT stopped at a page not in the cache: read the rest.
+        buffer += _read(fd, length - got)
+    return bytes(buffer)
+
+
+def _read_slow(fd: int, length: int, err: int) -> bytes:
+    """The rest of :func:`read` after its first ``RWF_NOWAIT`` read failed with ``err``.
+
+    Also the C fast path's (``_speedups.fd_read``) way out for every case it
+    does not finish itself: ``fd`` and ``length`` are ints, ``length > 0``.
+    """
+    buffer: bytearray | None = None
+    if err not in _NOT_NOW:
+        raise OSError(err, _strerror(err))  # as the syscall raised it
     while True:
+        try:
+            waits = _waits(fd)
+        except OSError:
+            return _read(fd, length)  # the stdlib's error for this descriptor
+        if not waits:
+            return _read(fd, length)
+        _wait(fd, _POLLIN, "read")
+        if err != _EAGAIN:
+            return _read(fd, length)  # ready: the plain call returns at once
+        if buffer is None:
+            buffer = bytearray(length)
         try:
             got = _preadv(fd, (buffer,), -1, _NOWAIT)
         except OSError as exc:
             if exc.errno not in _NOT_NOW:
                 raise
-            try:
-                waits = _waits(fd)
-            except OSError:
-                return _read(fd, length)  # the stdlib's error for this descriptor
-            if not waits:
-                return _read(fd, length)
-            _wait(fd, _POLLIN, "read")
-            if exc.errno != _EAGAIN:
-                return _read(fd, length)  # ready: the plain call returns at once
+            err = exc.errno
             continue
-        if got == length:
-            return bytes(buffer)
-        del buffer[got:]
-        if got and _on_disk(fd):
-            # RWF_NOWAIT stopped at a page not in the cache: read the rest.
-            buffer += _read(fd, length - got)
-        return bytes(buffer)
+        return _read_done(fd, buffer, got)
 
 
 def readinto(fd: int, buffer: Any, /) -> int:
@@ -166,27 +209,59 @@ def readinto(fd: int, buffer: Any, /) -> int:
     For file objects (:mod:`threadpatch._fileio`): no copy.  A descriptor the
     caller made non-blocking raises ``BlockingIOError`` as ``os.read`` does.
     """
-    with memoryview(buffer) as view:
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
+    try:
+        whole = memoryview(buffer)
+    except TypeError:
+        return _readv(fd, (buffer,))  # the stdlib's TypeError
+    with whole:
+        if whole.readonly:
+            return _readv(fd, (buffer,))  # the stdlib's BufferError
+        view = _bytes_view(whole)
         length = view.nbytes
         if length == 0:
             return 0
-        while True:
-            try:
-                got = _preadv(fd, (view,), -1, _NOWAIT)
-            except OSError as exc:
-                if exc.errno not in _NOT_NOW:
-                    raise
-                if not _waits(fd):
-                    return _readv(fd, (view,))
-                _wait(fd, _POLLIN, "read")
-                if exc.errno != _EAGAIN:
-                    return _readv(fd, (view,))
-                continue
-            if got and got < length and _on_disk(fd):
-                return got + _readv(fd, (view[got:],))
-            return got
+        try:
+            got = _preadv(fd, (view,), -1, _NOWAIT)
+        except OSError as exc:
+            if exc.errno not in _NOT_NOW:
+                raise
+            err = exc.errno
+        else:
+            return _readinto_done(fd, view, got)
+        return _readinto_wait(fd, view, err)
+
+
+def _readinto_done(fd: int, view: memoryview, got: int) -> int:
+    """What :func:`readinto` returns once a ``RWF_NOWAIT`` read into ``view`` got ``got``."""
+    if got and got < view.nbytes and _on_disk(fd):
+        return got + _readv(fd, (view[got:],))
+    return got
+
+
+def _readinto_wait(fd: int, view: memoryview, err: int) -> int:
+    """The rest of :func:`readinto` after its first ``RWF_NOWAIT`` read failed with ``err``."""
+    if err not in _NOT_NOW:
+        raise OSError(err, _strerror(err))  # as the syscall raised it
+    while True:
+        if not _waits(fd):
+            return _readv(fd, (view,))
+        _wait(fd, _POLLIN, "read")
+        if err != _EAGAIN:
+            return _readv(fd, (view,))
+        try:
+            got = _preadv(fd, (view,), -1, _NOWAIT)
+        except OSError as exc:
+            if exc.errno not in _NOT_NOW:
+                raise
+            err = exc.errno
+            continue
+        return _readinto_done(fd, view, got)
+
+
+def _readinto_slow(fd: int, buffer: Any, err: int) -> int:
+    """:func:`_readinto_wait` for the C fast path (``_speedups.fd_readinto``)."""
+    with memoryview(buffer) as whole:
+        return _readinto_wait(fd, _bytes_view(whole), err)
 
 
 def write(fd: int, data: Any, /) -> int:
@@ -197,39 +272,54 @@ def write(fd: int, data: Any, /) -> int:
         except (AttributeError, TypeError):
             return _write(fd, data)  # the stdlib's TypeError
     try:
-        view = memoryview(data)
+        whole = memoryview(data)
     except TypeError:
         return _write(fd, data)  # the stdlib's TypeError
-    with view:
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
+    with whole:
+        view = _bytes_view(whole)
         total = view.nbytes
         if total == 0 or fd < 0:
             return _write(fd, data)
-        written = 0
-        while True:
+        try:
+            written = _pwritev(fd, (view,), -1, _NOWAIT)
+        except OSError as exc:
+            if exc.errno not in _NOT_NOW:
+                raise
+            written, err = 0, exc.errno
+        else:
+            if written == total:
+                return written
+            err = 0
+        return _write_loop(fd, data, view, written, err)
+
+
+def _write_loop(fd: int, data: Any, view: memoryview, written: int, err: int) -> int:
+    """The rest of :func:`write` once ``written`` bytes went out, the last try failing with ``err``.
+
+    ``err`` is 0 when the last ``RWF_NOWAIT`` write succeeded (perhaps in part).
+    """
+    total = view.nbytes
+    if err and err not in _NOT_NOW:
+        if written:
+            return written  # a short write, as the syscall reports one
+        raise OSError(err, _strerror(err))  # as the syscall raised it
+    while True:
+        if err:
             try:
-                written += _pwritev(fd, (view[written:],), -1, _NOWAIT)
-            except OSError as exc:
-                if exc.errno not in _NOT_NOW:
-                    if written:
-                        return written  # a short write, as the syscall reports one
-                    raise
-                try:
-                    waits = _waits(fd)
-                except OSError:
-                    if written:
-                        return written
-                    return _write(fd, data)
-                if not waits:
-                    if written and _on_disk(fd):
-                        return written + _write(fd, view[written:])
-                    return written or _write(fd, data)  # the stdlib's BlockingIOError
-                if not _wait_for_room(fd, written):
+                waits = _waits(fd)
+            except OSError:
+                if written:
                     return written
-                if exc.errno != _EAGAIN:
+                return _write(fd, data)
+            if not waits:
+                if written and _on_disk(fd):
                     return written + _write(fd, view[written:])
-                continue
+                return written or _write(fd, data)  # the stdlib's BlockingIOError
+            if not _wait_for_room(fd, written):
+                return written
+            if err != _EAGAIN:
+                return written + _write(fd, view[written:])
+        else:
             if written >= total:
                 return written
             if _on_disk(fd):
@@ -237,6 +327,26 @@ def write(fd: int, data: Any, /) -> int:
                     return written + _write(fd, view[written:])
                 except OSError:
                     return written
+        try:
+            written += _pwritev(fd, (view[written:],), -1, _NOWAIT)
+        except OSError as exc:
+            if exc.errno not in _NOT_NOW:
+                if written:
+                    return written  # a short write, as the syscall reports one
+                raise
+            err = exc.errno
+        else:
+            err = 0
+
+
+def _write_slow(fd: int, data: Any, written: int, err: int) -> int:
+    """:func:`_write_loop` for the C fast path (``_speedups.fd_write``).
+
+    ``fd`` is an int, ``data`` a non-empty buffer, of which ``written``
+    bytes went out before the last try failed with ``err`` (or 0).
+    """
+    with memoryview(data) as whole:
+        return _write_loop(fd, data, _bytes_view(whole), written, err)
 
 
 def _wait_for_room(fd: int, written: int) -> bool:
@@ -253,3 +363,16 @@ def _wait_for_room(fd: int, written: int) -> bool:
             return False
         raise
     return True
+
+
+#: The implementations of ``(read, readinto, write)`` in this process: the
+#: pure-Python reference above always, the C fast paths
+#: (``threadpatch/_speedups_fdio.c``) when the accelerator is built.  Tests run both.
+IMPLEMENTATIONS: dict[str, tuple[Any, Any, Any]] = {"python": (read, readinto, write)}
+
+if _speedups is not None and hasattr(_speedups, "fd_read"):
+    # The C functions finish the common case and hand every other one to the
+    # slow paths above, so the behaviour is defined here, once.
+    _speedups.fd_io_bind(read, readinto, write, _read_slow, _readinto_slow, _write_slow)
+    IMPLEMENTATIONS["c"] = (_speedups.fd_read, _speedups.fd_readinto, _speedups.fd_write)
+    read, readinto, write = IMPLEMENTATIONS["c"]  # the C ones are the module's

@@ -1,8 +1,9 @@
 /* threadpatch._speedups: optional C fast paths of threadpatch.
  *
  * The lock cores (_speedups_locks.c) and the socket waits
- * (_speedups_socket.c) and the builtin-like wrapper of patched builtins
- * (_speedups_builtin.c), compiled into this one extension.  Everything here
+ * (_speedups_socket.c), the builtin-like wrapper of patched builtins
+ * (_speedups_builtin.c) and the fast path of patched os.read/os.write
+ * (_speedups_fdio.c), compiled into this one extension.  Everything here
  * is an accelerator of a pure-Python reference that is used when the module
  * is missing or THREADPATCH_PURE_PYTHON=1 is set (threadpatch/_accel.py);
  * the behaviour is the same.
@@ -37,7 +38,8 @@ PyInit__speedups(void)
     if (m == NULL) {
         return NULL;
     }
-    if (tp_locks_init(m) < 0 || tp_socket_init(m) < 0 || tp_builtin_init(m) < 0) {
+    if (tp_locks_init(m) < 0 || tp_socket_init(m) < 0 || tp_builtin_init(m) < 0
+        || tp_fdio_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

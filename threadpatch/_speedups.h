@@ -4,6 +4,7 @@
  *   _speedups_locks.c    LockCore, RLockCore: the uncontended paths of Lock and RLock
  *   _speedups_socket.c   the waiting receive and the send of a blocking socket
  *   _speedups_builtin.c  BuiltinLike: a patched builtin that behaves as a builtin
+ *   _speedups_fdio.c     fd_read, fd_readinto, fd_write: patched os.read/os.write's first try
  *
  * The parts share no state; each interns its own names and adds its own
  * objects to the module.
@@ -33,5 +34,8 @@ int tp_socket_init(PyObject *module);
 
 /* Ready BuiltinLike and add it to `module`; 0, or -1 with an exception. */
 int tp_builtin_init(PyObject *module);
+
+/* Add fd_read, fd_readinto, fd_write and fd_io_bind to `module`; 0, or -1 with an exception. */
+int tp_fdio_init(PyObject *module);
 
 #endif /* THREADPATCH_SPEEDUPS_H */

@@ -37,6 +37,8 @@ LAYERS: dict[str, int] = {
     "_selectors": 2,
     "_socketserver": 2,
     "_subprocess": 2,  # Popen waits on a pidfd, on the core
+    "_os": 2,  # cancellable os.read/os.write, on the core
+    "_fileio": 2,  # file objects over pipes and terminals, on _os
     "socket": 2,
     "ssl": 2,
     "select": 2,

@@ -83,6 +83,7 @@ class PatchFlags(TypedDict, total=False):
     ssl: bool
     subprocess: bool
     os: bool
+    io: bool
     urllib3: bool
     xmlrpc: bool
     imaplib: bool
@@ -113,6 +114,7 @@ PatchFlag = Literal[
     "ssl",
     "subprocess",
     "os",
+    "io",
     "urllib3",
     "xmlrpc",
     "imaplib",

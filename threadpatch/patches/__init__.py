@@ -43,6 +43,7 @@ TARGETS: dict[str, str] = {
     "ssl": "ssl",
     "subprocess": "subprocess",
     "os": "os",
+    "io": "io",
     "urllib3": "urllib3.util.connection",
     "xmlrpc": "xmlrpc.client",
     "imaplib": "imaplib",

@@ -11,10 +11,14 @@ object's methods by name when it is not exactly ``io.FileIO``, so the whole
 C stack over it is cancellable, and ``isinstance(f, io.FileIO)`` holds.
 
 :func:`open` replaces ``io.open`` / ``builtins.open`` (patch set ``io``).  A
-regular file (and a block device, a directory, ``/dev/null`` and the other
-memory devices, which never wait) gets the stdlib's own stack, untouched: an
-opener calls ``os.open`` and one ``fstat``, and the stdlib's ``open`` does the
-rest.  Anything that waits for a peer (a FIFO, a socket, a terminal, other
+regular file (and a block device, ``/dev/null`` and the other memory devices,
+which never wait) keeps the stdlib's own stack, untouched: the stdlib's
+``open`` runs, and its raw file's cached ``seekable()`` (the buffered layer
+asked for the position already) tells a regular file apart with no further
+syscall.  Opened by path, an unseekable file that waits for a peer has its
+descriptor duplicated onto a new stack and the stdlib's closed.  Opened by
+descriptor (``os.fdopen``, ``subprocess``), one ``fstat`` decides first.
+Anything that waits for a peer (a FIFO, a socket, a terminal, other
 character devices) gets the same stack as ``io.open`` builds — buffer size,
 line buffering for terminals, ``mode`` and ``name``, the text wrapper's
 arguments — on :class:`FileIO`.  Invalid arguments always reach the stdlib's
@@ -47,9 +51,11 @@ from . import _os
 __all__ = ["FileIO", "install_stdin", "is_waitable", "open", "restore_stdin"]
 
 _open = io.open
-_os_open = os.open
 _fstat = os.fstat
 _close = os.close
+_dup = os.dup
+_TextIOWrapper = io.TextIOWrapper
+_BUFFERED = frozenset({io.BufferedReader, io.BufferedWriter, io.BufferedRandom})
 _readinto = _os.readinto
 _write = _os.write
 _S_ISREG = stat.S_ISREG
@@ -72,18 +78,6 @@ def is_waitable(st: os.stat_result) -> bool:
     return _S_ISCHR(mode) and _major(st.st_rdev) != _MEM_MAJOR
 
 
-def _writable_view(buffer: Any) -> memoryview | None:
-    """``buffer`` as a writable contiguous view, or None for the C method to refuse it."""
-    try:
-        view = memoryview(buffer)
-    except TypeError:
-        return None
-    if view.readonly or not view.c_contiguous:
-        view.release()
-        return None
-    return view
-
-
 class FileIO(io.FileIO):
     """``io.FileIO`` whose reads and writes are cancellation points.
 
@@ -102,15 +96,13 @@ class FileIO(io.FileIO):
         """Read into ``buffer``; the count read (0 at EOF), None if a non-blocking file has none."""
         if not self.readable():  # closed: ValueError; write-only: False
             return super().readinto(buffer)
-        view = _writable_view(buffer)
-        if view is None:
-            return super().readinto(buffer)  # the stdlib's TypeError
-        fd = self.fileno()
-        with view:
-            try:
-                return _readinto(fd, view)
-            except BlockingIOError:
-                return None
+        try:
+            return _readinto(self.fileno(), buffer)
+        except BlockingIOError:
+            return None
+        except TypeError:
+            # Not a writable contiguous buffer: refused before any read; the stdlib's message.
+            return super().readinto(buffer)
 
     def read(self, size: int | None = -1, /) -> bytes | None:  # type: ignore[override]
         """Read at most ``size`` bytes (to EOF if negative or None), as ``io.FileIO.read``."""
@@ -175,42 +167,6 @@ class FileIO(io.FileIO):
                 return _write(fd, view)
             except BlockingIOError:
                 return None
-
-
-class _Waitable(Exception):
-    """Raised by the probing opener: the descriptor waits for a peer."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__(fd)
-        self.fd = fd
-
-
-def _probe(path: Any, flags: int) -> int:
-    """The opener :func:`open` gives ``io.open``: a regular file is returned to it as it is."""
-    fd = _os_open(path, flags, 0o666)
-    try:
-        waitable = is_waitable(_fstat(fd))
-    except BaseException:
-        _close(fd)
-        raise
-    if waitable:
-        raise _Waitable(fd)
-    return fd
-
-
-def _probe_with(opener: Any) -> Any:
-    def probe(path: Any, flags: int) -> int:
-        fd: int = opener(path, flags)
-        if fd.__class__ is int and fd >= 0:
-            try:
-                waitable = is_waitable(_fstat(fd))
-            except OSError:
-                return fd  # io.open reports the bad descriptor
-            if waitable:
-                raise _Waitable(fd)
-        return fd
-
-    return probe
 
 
 def _raw_mode(mode: str) -> str | None:
@@ -319,18 +275,49 @@ def open(
             )
         raw = FileIO(file, raw_mode, closefd, opener=opener)
         return _stack(raw, mode, buffering, encoding, errors, newline)
-    probe = _probe if opener is None else _probe_with(opener)
+    f: Any = _open(file, mode, buffering, encoding, errors, newline, closefd, opener)
+    cls = f.__class__
+    raw = f.buffer.raw if cls is _TextIOWrapper else f.raw if cls in _BUFFERED else f
+    # io.open's buffered layer has asked the raw file for its position, which
+    # cached whether it is seekable: a regular file costs no syscall here.
+    if raw.seekable():
+        return f
+    return _take_over(f, raw, mode, buffering, encoding, errors, newline)
+
+
+def _take_over(
+    f: Any,
+    raw: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+) -> Any:
+    """``f`` (io.open's file over a path) as :class:`FileIO`'s stack if it waits for a peer.
+
+    The descriptor is duplicated for the new stack and ``f`` is closed: a
+    file opened by path has a descriptor number nobody knows yet.
+    """
     try:
-        return _open(file, mode, buffering, encoding, errors, newline, closefd, probe)
-    except _Waitable as waitable_fd:
-        fd = waitable_fd.fd
+        waitable = is_waitable(_fstat(raw.fileno()))
+    except (OSError, ValueError):
+        waitable = False
+    if not waitable:
+        return f
+    name = raw.name
     try:
-        raw = FileIO(fd, _raw_mode(mode) or "r", True)
-        raw.name = file
+        fd = _dup(raw.fileno())
+    except OSError:
+        return f  # out of descriptors: the stdlib's file, as it is
+    f.close()
+    try:
+        ours = FileIO(fd, raw.mode.replace("b", ""), True)
+        ours.name = name
     except BaseException:
         _close(fd)
         raise
-    return _stack(raw, mode, buffering, encoding, errors, newline)
+    return _stack(ours, mode, buffering, encoding, errors, newline)
 
 
 # -- sys.stdin ------------------------------------------------------------------

@@ -100,7 +100,7 @@ class FileIO(io.FileIO):
             return _readinto(self.fileno(), buffer)
         except BlockingIOError:
             return None
-        except TypeError:
+        except (TypeError, BufferError):
             # Not a writable contiguous buffer: refused before any read; the stdlib's message.
             return super().readinto(buffer)
 
@@ -336,9 +336,8 @@ def _stdin_replacement(original: Any) -> Any | None:
         return None
     if not waitable:
         return None
-    buffer = original.buffer
     raw = FileIO(fd, "r", closefd=False)
-    raw.name = getattr(buffer.raw, "name", fd)
+    raw.name = getattr(original, "name", fd)  # "<stdin>"
     size = raw._blksize  # type: ignore[attr-defined]  # as the interpreter's io.open(fd, "rb", -1)
     text = io.TextIOWrapper(
         io.BufferedReader(raw, size),  # type: ignore[type-var]

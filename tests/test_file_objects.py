@@ -578,3 +578,25 @@ def _child_thread_sleeps(pid: int) -> bool:
     except OSError:
         return False
     return len(tasks) >= 2
+
+
+def test_communicate_after_a_partial_readline(
+    wait_all_threads_blocked: Callable[..., None],
+) -> None:
+    with threadpatch.patched():
+        proc = subprocess.Popen(
+            ["sh", "-c", "echo one; echo two; exec sleep 60"], stdout=subprocess.PIPE
+        )
+    with proc:
+        assert proc.stdout is not None
+        assert isinstance(proc.stdout.raw, _fileio.FileIO)  # type: ignore[attr-defined]
+        assert proc.stdout.readline() == b"one\n"  # "two" may be in the buffer now
+        thread = threadpatch.spawn(proc.communicate)
+        wait_all_threads_blocked(expected=1)
+        assert thread.cancel(timeout=5)
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+        # What the cancelled single-pipe communicate() had read is not kept
+        # (threadpatch._subprocess._read_one_pipe collects it locally).
+        assert out in (b"", b"two\n")
+        assert proc.returncode == -signal.SIGKILL

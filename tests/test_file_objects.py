@@ -23,6 +23,7 @@ import sys
 import textwrap
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,7 +34,6 @@ from threadpatch import _fileio
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 LINE = b"a line\n"
 NATIVE_OPEN = io.open  # the stdlib's, whatever is patched later
@@ -600,3 +600,37 @@ def test_communicate_after_a_partial_readline(
         # (threadpatch._subprocess._read_one_pipe collects it locally).
         assert out in (b"", b"two\n")
         assert proc.returncode == -signal.SIGKILL
+
+
+_CPYTHON_FILEIO = textwrap.dedent(
+    """
+    import _io, sys, unittest
+    from threadpatch import _fileio
+    _io.FileIO = _fileio.FileIO  # before test.test_fileio binds it
+    import test.test_fileio as suite
+    assert suite.CAutoFileTests.FileIO is _fileio.FileIO
+    loader = unittest.TestLoader()
+    tests = unittest.TestSuite(
+        loader.loadTestsFromTestCase(case) for case in (suite.CAutoFileTests, suite.COtherFileTests)
+    )
+    result = unittest.TextTestRunner(verbosity=0).run(tests)
+    sys.exit(not result.wasSuccessful())
+    """
+)
+
+
+def test_cpython_test_fileio_passes_with_our_fileio(tmp_path: Path) -> None:
+    script = tmp_path / "fileio_suite.py"
+    script.write_text(_CPYTHON_FILEIO)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,  # the suite's temporary files
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -92,6 +92,13 @@ class FileIO(io.FileIO):
         cancelled after part of the data went out returns that count.
     """
 
+    def __repr__(self) -> str:
+        # The stdlib's, naming the class as io.FileIO's does (3.13 names the subclass).
+        text = super().__repr__()
+        if type(self) is FileIO and text.startswith("<FileIO "):
+            return "<_io.FileIO " + text[len("<FileIO ") :]
+        return text
+
     def readinto(self, buffer: Any, /) -> int | None:
         """Read into ``buffer``; the count read (0 at EOF), None if a non-blocking file has none."""
         if not self.readable():  # closed: ValueError; write-only: False

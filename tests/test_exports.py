@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "_subprocess": 2,  # Popen waits on a pidfd, on the core
     "_os": 2,  # os.read/os.write of pipes and terminals, on the core
     "_mpconnection": 3,  # multiprocessing.connection over _os
+    "_fileio": 2,  # file objects over pipes and terminals, on _os
     "socket": 2,
     "ssl": 2,
     "select": 2,

@@ -18,13 +18,10 @@ import _thread
 import contextlib
 import ctypes
 import fcntl
-import io
 import multiprocessing
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -37,6 +34,7 @@ import threadpatch
 from tests._helpers import wait_until
 
 if TYPE_CHECKING:
+    import io
     import queue
     from collections.abc import Callable, Iterator
 
@@ -68,39 +66,6 @@ def _pipe() -> Iterator[tuple[int, int]]:
     finally:
         os.close(r)
         os.close(w)
-
-
-def _stdin_over_pipe(monkeypatch: pytest.MonkeyPatch, call: Callable[[], Any]) -> Iterator[Blocked]:
-    with _pipe() as (r, w):
-        stdin = io.TextIOWrapper(io.FileIO(os.dup(r), "r"))
-        monkeypatch.setattr(sys, "stdin", stdin)
-        try:
-            yield Blocked(call, lambda: os.write(w, b"line\n") and None, lambda v: "line" in v)
-        finally:
-            stdin.close()
-
-
-def stdin_readline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Blocked]:
-    yield from _stdin_over_pipe(monkeypatch, lambda: sys.stdin.readline())
-
-
-def builtin_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Blocked]:
-    yield from _stdin_over_pipe(monkeypatch, input)
-
-
-def child_pipe_readline(tmp_path: Path) -> Iterator[Blocked]:
-    with subprocess.Popen(
-        ["sh", "-c", "read x; echo $x"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    ) as proc:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        stdin, stdout = proc.stdin, proc.stdout
-
-        def answer() -> None:
-            stdin.write(b"hi\n")
-            stdin.flush()
-
-        yield Blocked(stdout.readline, answer, b"hi\n".__eq__)
 
 
 def fifo_open(tmp_path: Path) -> Iterator[Blocked]:
@@ -251,9 +216,6 @@ def native_simple_queue(tmp_path: Path) -> Iterator[Blocked]:
 
 
 ENTRIES: dict[str, Callable[..., Iterator[Blocked]]] = {
-    "stdin-readline": stdin_readline,
-    "input": builtin_input,
-    "child-pipe-readline": child_pipe_readline,
     "fifo-open": fifo_open,
     "multiprocessing-lock": mp_lock,
     "multiprocessing-join": mp_process_join,

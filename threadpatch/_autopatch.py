@@ -44,8 +44,7 @@ def flags_from(value: str) -> dict[str, bool]:
         word = word.removeprefix("+")
         if word not in FLAGS:
             warnings.warn(
-                f"THREADPATCH_AUTOPATCH: unknown flag {item.strip()!r} "
-                f"(flags: {', '.join(FLAGS)})",
+                f"THREADPATCH_AUTOPATCH: unknown flag {item.strip()!r} (flags: {', '.join(FLAGS)})",
                 ThreadpatchWarning,
                 stacklevel=1,
             )

@@ -84,6 +84,7 @@ class PatchFlags(TypedDict, total=False):
     subprocess: bool
     os: bool
     multiprocessing: bool
+    io: bool
     urllib3: bool
     xmlrpc: bool
     imaplib: bool
@@ -115,6 +116,7 @@ PatchFlag = Literal[
     "subprocess",
     "os",
     "multiprocessing",
+    "io",
     "urllib3",
     "xmlrpc",
     "imaplib",

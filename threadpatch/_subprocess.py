@@ -49,6 +49,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _core
 from ._core import _natives
+from ._fileio import FileIO
 from ._selectors import PollSelector, unwrap
 
 if TYPE_CHECKING:
@@ -207,9 +208,10 @@ def _fits_now(stream: IO[Any], input: Any) -> bool:
 def _read_one_pipe(self: _std.Popen[Any], stream: IO[Any]) -> Any:
     """Read ``stream`` (the child's stdout or stderr) to its end, waiting in the core.
 
-    Each read follows a wait for readiness, so it never blocks: on a
-    buffered stream ``read1`` returns what the buffer holds first, else
-    makes one read of the pipe (ready, or at its end).
+    Over a C ``FileIO`` each read follows a wait for readiness, so it never
+    blocks: on a buffered stream ``read1`` returns what the buffer holds
+    first, else makes one read of the pipe (ready, or at its end).  Over
+    :class:`threadpatch._fileio.FileIO` the read waits in the core itself.
     """
     text: tuple[str, str | None] | None = None
     binary: Any = stream
@@ -219,9 +221,14 @@ def _read_one_pipe(self: _std.Popen[Any], stream: IO[Any]) -> Any:
     read = getattr(binary, "read1", binary.read)  # a raw FileIO (bufsize=0) reads once
     fd = binary.fileno()
     reason = ("subprocess.communicate", self.pid)
+    # Over threadpatch's FileIO (a Popen made with the io set on) the read is
+    # itself a cancellation point, and it returns what the buffer already
+    # holds without waiting for the pipe, which a readiness wait would do.
+    waits = not isinstance(getattr(binary, "raw", binary), FileIO)
     chunks = []
     while True:
-        _wait_fd(fd, _POLLIN, _core.INFINITE, reason)
+        if waits:
+            _wait_fd(fd, _POLLIN, _core.INFINITE, reason)
         chunk = read(_READ_SIZE)
         if chunk is None:
             continue  # a spurious readiness on a non-blocking descriptor

@@ -113,6 +113,11 @@ SUITES: tuple[Suite, ...] = (
     Suite("test_concurrent_futures", 600),
     Suite("test_logging", 400),
     Suite("test_subprocess", 600),
+    # The io set: open()/io.open and the file objects (regular files keep the C stack).
+    Suite("test_fileio", 120, fast=True),
+    Suite("test_file", 120, fast=True),
+    Suite("test_univnewlines", 120, fast=True),
+    Suite("test_io", 300),
     Suite("test_signal", 300),
     # os.read/os.write/os.close and the pty module's reads of terminals (the os set).
     Suite("test_os", 300, fast=True),

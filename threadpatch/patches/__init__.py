@@ -44,6 +44,7 @@ TARGETS: dict[str, str] = {
     "subprocess": "subprocess",
     "os": "os",
     "multiprocessing": "multiprocessing.connection",
+    "io": "io",
     "urllib3": "urllib3.util.connection",
     "xmlrpc": "xmlrpc.client",
     "imaplib": "imaplib",

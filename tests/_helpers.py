@@ -1,15 +1,17 @@
-"""Helpers shared by the tests: waiting for a state that has no event to wait on."""
+"""Helpers shared by the tests: waiting for a state that has no event to wait on, closing fds."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import TYPE_CHECKING, TypeVar
 
 from threadpatch._core import _natives
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-__all__ = ["wait_until"]
+__all__ = ["closing_fds", "wait_until"]
 
 _T = TypeVar("_T")
 # Native, captured here: polling must neither be patched (a cancellation
@@ -52,3 +54,14 @@ def wait_until(
             what = message() if callable(message) else message
             raise AssertionError(f"{what}: never happened within {timeout:g} s")
         _sleep(interval)
+
+
+@contextlib.contextmanager
+def closing_fds(*fds: int) -> Iterator[None]:
+    """Close the descriptors ``fds`` on the way out (those already closed are skipped)."""
+    try:
+        yield
+    finally:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)

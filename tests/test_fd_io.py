@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import threadpatch
-from tests._helpers import wait_until
+from tests._helpers import closing_fds, wait_until
 from threadpatch._core import _natives
 
 if TYPE_CHECKING:
@@ -61,19 +61,9 @@ def _fill(fd: int) -> None:
     os.set_blocking(fd, True)
 
 
-@contextlib.contextmanager
-def _closing(*fds: int) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
 def pipe_read(tmp_path: Path) -> Iterator[Peer]:
     r, w = os.pipe()
-    with _closing(r, w):
+    with closing_fds(r, w):
         yield Peer(
             lambda: os.read(r, 10), lambda: NATIVE_WRITE(w, b"x") and None, b"x".__eq__, r, "read"
         )
@@ -81,7 +71,7 @@ def pipe_read(tmp_path: Path) -> Iterator[Peer]:
 
 def pipe_write(tmp_path: Path) -> Iterator[Peer]:
     r, w = os.pipe()
-    with _closing(r, w):
+    with closing_fds(r, w):
         _fill(w)
 
         def drain() -> None:
@@ -99,7 +89,7 @@ def fifo_read(tmp_path: Path) -> Iterator[Peer]:
     r = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     w = os.open(path, os.O_WRONLY)
     os.set_blocking(r, True)
-    with _closing(r, w):
+    with closing_fds(r, w):
         yield Peer(
             lambda: os.read(r, 10), lambda: NATIVE_WRITE(w, b"f") and None, b"f".__eq__, r, "read"
         )
@@ -107,7 +97,7 @@ def fifo_read(tmp_path: Path) -> Iterator[Peer]:
 
 def terminal_read(tmp_path: Path) -> Iterator[Peer]:
     master, slave = os.openpty()
-    with _closing(master, slave):
+    with closing_fds(master, slave):
         yield Peer(
             lambda: os.read(slave, 10),
             lambda: NATIVE_WRITE(master, b"line\n") and None,
@@ -233,7 +223,7 @@ def test_closing_the_descriptor_under_a_reader_ends_it_with_ebadf() -> None:
     # The stdlib's read would go on waiting (closing a descriptor does not wake
     # a thread in read(2)); here the wait sees it closed and the read says so.
     r, w = os.pipe()
-    with _closing(w):
+    with closing_fds(w):
         thread = threadpatch.spawn(os.read, r, 10)
         wait_until(lambda: _waiting(thread, "read"), message="the thread waits in the call")
         os.close(r)
@@ -247,7 +237,7 @@ def test_large_write_to_a_pipe_writes_everything() -> None:
     # A blocking write writes it all, waiting for room as often as it must.
     r, w = os.pipe()
     data = bytes(range(256)) * 2048  # 512 KiB: several pipe buffers
-    with _closing(r, w):
+    with closing_fds(r, w):
         thread = threadpatch.spawn(os.write, w, data)
         got = bytearray()
         while len(got) < len(data):
@@ -260,7 +250,7 @@ def test_cancel_after_part_of_a_write_returns_the_count() -> None:
     # Part of the data went out: the call returns the count (a short write,
     # as a signal makes one) and the cancellation comes at the next wait.
     r, w = os.pipe()
-    with _closing(r, w):
+    with closing_fds(r, w):
         data = b"z" * (1 << 20)
         written: list[int] = []
 
@@ -401,7 +391,7 @@ def test_int_like_arguments_are_taken(fds: dict[str, int]) -> None:
 
 def test_eof_of_a_pipe_is_empty_bytes() -> None:
     r, w = os.pipe()
-    with _closing(r):
+    with closing_fds(r):
         NATIVE_WRITE(w, b"last")
         os.close(w)
         assert os.read(r, 10) == b"last"

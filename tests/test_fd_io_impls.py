@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 import threadpatch
+from tests._helpers import closing_fds
 from threadpatch import _os
 from threadpatch._core import ThreadCancelled
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 
 class Ops(NamedTuple):
@@ -63,16 +64,6 @@ def _outcome(func: Callable[[], Any]) -> tuple[Any, ...]:
         return ("ok", func())
     except Exception as exc:  # the outcome is compared, whatever it is
         return ("raised", type(exc), exc.args)
-
-
-@contextlib.contextmanager
-def _fds(*fds: int) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def _fill(fd: int) -> int:
@@ -111,13 +102,13 @@ def _closed_fd() -> int:
 
 def ready_pipe(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         return (op.write(w, b"abcdef"), op.read(r, 2), op.read(r, 100), _drain(r))
 
 
 def ready_pipe_readinto(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         os.write(w, b"abcdef")
         small, big = bytearray(2), bytearray(100)
         return (op.readinto(r, small), small, op.readinto(r, big), bytes(big[:5]))
@@ -125,7 +116,7 @@ def ready_pipe_readinto(op: Ops) -> Any:
 
 def eof(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         os.write(w, b"x")
         os.close(w)
         return (op.read(r, 10), op.read(r, 10), op.readinto(r, bytearray(3)))
@@ -133,20 +124,20 @@ def eof(op: Ops) -> Any:
 
 def zero_length(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         return (op.read(r, 0), op.write(w, b""), op.readinto(r, bytearray()), _drain(r))
 
 
 def negative_length(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         os.write(w, b"x")
         return (_outcome(lambda: op.read(r, -1)), _outcome(lambda: op.read(r, -(2**70))))
 
 
 def huge_length(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         return _outcome(lambda: op.read(r, 2**70))
 
 
@@ -164,13 +155,13 @@ def bad_fd(op: Ops) -> Any:
 
 def wrong_direction(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         return (_outcome(lambda: op.read(w, 1)), _outcome(lambda: op.write(r, b"x")))
 
 
 def odd_arguments(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         os.write(w, b"abcdef")
         return (
             _outcome(lambda: op.read(str(r), 1)),
@@ -194,7 +185,7 @@ def odd_arguments(op: Ops) -> Any:
 
 def buffers(op: Ops) -> Any:
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         out = [
             op.write(w, bytearray(b"ab")),
             op.write(w, memoryview(b"cd")),
@@ -241,7 +232,7 @@ def append_file(op: Ops) -> Any:
         f.write(b"start")
         f.flush()
         fd = os.open(f.name, os.O_WRONLY | os.O_APPEND)
-        with _fds(fd):
+        with closing_fds(fd):
             os.lseek(fd, 0, os.SEEK_SET)
             counts = (op.write(fd, b"-one"), op.write(fd, b"-two" * 3000))
         with open(f.name, "rb") as check:
@@ -251,7 +242,7 @@ def append_file(op: Ops) -> Any:
 def dev_null_zero(op: Ops) -> Any:
     null = os.open(os.devnull, os.O_RDWR)
     zero = os.open("/dev/zero", os.O_RDONLY)
-    with _fds(null, zero):
+    with closing_fds(null, zero):
         buf = bytearray(b"\1" * 10)
         return (
             op.read(null, 10),
@@ -270,7 +261,7 @@ def socket_pair(op: Ops) -> Any:
 
 def non_blocking_pipe(op: Ops) -> Any:
     r, w = os.pipe2(os.O_NONBLOCK)
-    with _fds(r, w):
+    with closing_fds(r, w):
         empty = _outcome(lambda: op.read(r, 10))
         empty_into = _outcome(lambda: op.readinto(r, bytearray(10)))
         _fill(w)
@@ -280,7 +271,7 @@ def non_blocking_pipe(op: Ops) -> Any:
 
 def pty_pair(op: Ops) -> Any:
     master, slave = os.openpty()
-    with _fds(master, slave):
+    with closing_fds(master, slave):
         attrs = termios.tcgetattr(slave)
         attrs[3] &= ~termios.ECHO  # no echo: what the master reads is only what the slave wrote
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
@@ -340,7 +331,7 @@ def test_read_of_empty_pipe_is_cancellable(
 ) -> None:
     ops = _impl(impl)
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         t = threadpatch.spawn(ops.read, r, 10)
         wait_all_threads_blocked(expected=1)
         assert t.cancel(timeout=5)
@@ -363,7 +354,7 @@ def test_write_to_full_pipe_is_cancellable(
 ) -> None:
     ops = _impl(impl)
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         filled = _fill(w)
         t = threadpatch.spawn(ops.write, w, b"x")
         wait_all_threads_blocked(expected=1)
@@ -378,7 +369,7 @@ def test_cancel_after_partial_write_returns_the_count(
 ) -> None:
     ops = _impl(impl)
     r, w = os.pipe()
-    with _fds(r, w):
+    with closing_fds(r, w):
         room = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
         counts: list[int] = []
         reached: list[bool] = []
@@ -405,7 +396,7 @@ def test_write_error_after_partial_write_returns_the_count() -> None:
             continue
         ops = Ops(*_os.IMPLEMENTATIONS[impl])
         r, w = os.pipe()
-        with _fds(r, w):
+        with closing_fds(r, w):
             room = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
             t = threadpatch.spawn(ops.write, w, b"z" * (room * 10))
             # The reader takes one chunk and closes: the writer then gets EPIPE.
@@ -428,7 +419,7 @@ def test_regular_file_pages_not_in_cache(impl: str, evict_from: int, tmp_path: A
     path = tmp_path / "cold"
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
-    with _fds(fd):
+    with closing_fds(fd):
         os.fsync(fd)
         for call in ("read", "readinto"):
             os.pread(fd, len(data), 0)

@@ -6,12 +6,14 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, TypeVar
 
+from threadpatch import _core
 from threadpatch._core import _natives
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
 
-__all__ = ["closing_fds", "wait_until"]
+__all__ = ["blocked_in", "closing_fds", "wait_until"]
 
 _T = TypeVar("_T")
 # Native, captured here: polling must neither be patched (a cancellation
@@ -54,6 +56,23 @@ def wait_until(
             what = message() if callable(message) else message
             raise AssertionError(f"{what}: never happened within {timeout:g} s")
         _sleep(interval)
+
+
+def blocked_in(thread: threading.Thread, kind: str) -> Callable[[], bool]:
+    """A predicate for ``wait_until``: ``thread`` waits now, for a reason of ``kind``.
+
+    ``kind`` is the first item of the wait reason (``"tls.read"``,
+    ``"subprocess.wait"``, ...); a thread between two waits is not blocked.
+    """
+
+    def check() -> bool:
+        for state in _core.all_states():
+            if state.ident == thread.ident and not state.finished:
+                reason = state.blocked_on
+                return isinstance(reason, tuple) and reason[0] == kind
+        return False
+
+    return check
 
 
 @contextlib.contextmanager

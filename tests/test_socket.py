@@ -15,7 +15,7 @@ from threadpatch import _core, _dns, _socket, _socket_methods
 from threadpatch import socket as tp_socket
 from threadpatch._core import ThreadCancelled, ThreadTimeout
 
-from ._helpers import wait_until
+from ._helpers import blocked_in, wait_until
 from .servers import BacklogServer, DripServer, EchoServer, SilentServer, fd_count
 
 if TYPE_CHECKING:
@@ -906,3 +906,34 @@ def test_waiting_receive_in_main_thread_runs_signal_handlers(
         t.join()
     finally:
         signal.signal(signal.SIGUSR1, old)
+
+
+def test_receives_wait_first_in_longer_streaks_for_request_response() -> None:
+    """Each receive that tried first and had to wait doubles the streak of receives that wait first.
+
+    The peer answers each request only once the thread waits for the answer,
+    so every receive that tries first finds nothing, however loaded the
+    machine is.  The streaks are the C wait's (the pure-Python path has none).
+    """
+    if not _socket_methods.FAST_WAITS:
+        pytest.skip("the C accelerator is not in use (not built, or THREADPATCH_PURE_PYTHON)")
+    rounds = 16 + 32 + 3
+    streaks: list[int] = []
+    a, b = tp_socket.socketpair()
+    peer = std_socket.socket(fileno=b.detach())
+
+    def requester() -> None:
+        for _ in range(rounds):
+            a.sendall(b"q")
+            assert a.recv(1) == b"q"
+            streaks.append(a._tp_wait_streak)
+
+    with a, peer:
+        peer.settimeout(10)
+        t = threadpatch.spawn(requester)
+        for _ in range(rounds):
+            assert peer.recv(1) == b"q"
+            wait_until(blocked_in(t, "recv"), message="the requester waiting to receive")
+            peer.sendall(b"q")
+        t.join(timeout=10)
+    assert streaks == [16] * 17 + [32] * 33 + [64]

@@ -16,6 +16,7 @@ from threadpatch import socket as tp_socket
 from threadpatch import ssl as tp_ssl
 from threadpatch._core import ThreadTimeout
 
+from ._helpers import blocked_in, wait_until
 from .servers import EchoServer, SilentServer, TLSCerts, fd_count
 from .test_socket import settle_fds
 
@@ -234,15 +235,33 @@ def test_reads_that_wait_first_take_what_openssl_holds(
         assert s.recv_into(bytearray(0)) == 0
 
 
-def test_reads_wait_first_in_longer_streaks_for_request_response(
-    certs: TLSCerts, tls_echo: EchoServer
-) -> None:
-    with client(certs, tls_echo.address, None) as s:
-        streaks = []
-        for _ in range(16 + 32 + 3):
-            s.sendall(b"q")
-            assert s.recv(1) == b"q"
-            streaks.append(s._tp_read_streak)
-        assert streaks[0] == 16
-        assert 32 in streaks
-        assert max(streaks) <= 256
+def test_reads_wait_first_in_longer_streaks_for_request_response(certs: TLSCerts) -> None:
+    """Every read that tried first and had to wait doubles the streak of reads that wait first.
+
+    The peer answers each request only once the client waits for the answer,
+    as on a link whose round trip is longer than the client's turnaround: so
+    every read that tries first finds nothing, however loaded the machine
+    (an echo server on loopback may answer before the client reads).
+    """
+    rounds = 16 + 32 + 3
+    streaks: list[int] = []
+
+    def client_side(address: tuple[str, int]) -> None:
+        with client(certs, address, None) as s:
+            for _ in range(rounds):
+                s.sendall(b"q")
+                assert s.recv(1) == b"q"
+                streaks.append(s._tp_read_streak)
+
+    with std_socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        t = threadpatch.spawn(client_side, listener.getsockname())
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        with certs.server_context().wrap_socket(conn, server_side=True) as peer:
+            for _ in range(rounds):
+                assert peer.recv(1) == b"q"
+                wait_until(blocked_in(t, "tls.read"), message="the client waiting to read")
+                peer.sendall(b"q")
+            t.join(timeout=10)
+    assert streaks == [16] * 17 + [32] * 33 + [64]

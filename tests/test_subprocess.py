@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import threadpatch
-from tests._helpers import wait_until
+from tests._helpers import blocked_in, wait_until
 from threadpatch import _core, _subprocess
 from threadpatch.patches import TARGETS
 
@@ -92,17 +92,6 @@ def assert_reaped(pid: int) -> None:
         os.waitpid(pid, 0)
         pytest.fail(f"child {pid} was left running")
     pytest.fail(f"child {pid} was left a zombie (status {status})")
-
-
-def blocked_in(thread: threadpatch.Thread, kind: str) -> Callable[[], bool]:
-    def check() -> bool:
-        for state in _core.all_states():
-            if state.ident == thread.ident:
-                reason = state.blocked_on
-                return isinstance(reason, tuple) and reason[0] == kind
-        return False
-
-    return check
 
 
 def open_fds() -> set[int]:

@@ -13,7 +13,10 @@ import pytest
 
 import threadpatch
 from threadpatch import ThreadCancelled, ThreadError, ThreadTimeout, _core, cancel, current, spawn
-from threadpatch._core import _natives
+from threadpatch._core import _natives, _registry
+from threadpatch._core._state import ThreadState
+
+from ._helpers import wait_until
 
 
 def test_spawn_join_returns_result() -> None:
@@ -387,6 +390,116 @@ def test_a_cancel_request_dies_with_its_plain_thread() -> None:
 def test_a_cancel_request_for_an_ended_plain_thread_is_forgotten() -> None:
     ident = _cancelled_quiet_plain_thread()
     assert all(s.ident != ident for s in _core.all_states())
+
+
+# A thread that uses threadpatch in its own teardown (a __del__ of what its
+# threading.local held: a connection that says goodbye, a pool that closes)
+# binds a state after its thread-local storage was cleared; on 3.11 and 3.12
+# that storage is never freed, so the state's reaper never runs.
+
+TEARDOWN_USER = """
+import threading, threadpatch
+held = threading.local()
+class Goodbye:
+    def __del__(self):
+        threadpatch.sleep(0)
+def body():
+    threadpatch.sleep(0)
+    held.goodbye = Goodbye()
+"""
+
+
+def test_a_thread_that_uses_threadpatch_in_its_teardown_leaves_no_live_state() -> None:
+    scope: dict[str, object] = {}
+    exec(TEARDOWN_USER, scope)
+    th = threading.Thread(target=scope["body"])
+    th.start()
+    th.join(10)
+    ident = th.ident
+    wait_until(
+        lambda: all(s.ident != ident for s in _core.all_states()),
+        message="the ended thread's state is gone from the registry",
+    )
+
+
+def test_ctrl_c_does_not_wait_for_a_thread_that_used_threadpatch_in_its_teardown() -> None:
+    program = TEARDOWN_USER + textwrap.dedent(
+        """
+        for _ in range(3):
+            th = threading.Thread(target=body)
+            th.start()
+            th.join()
+        raise KeyboardInterrupt
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "threadpatch", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -2, proc.stderr
+    assert proc.stderr.rstrip().endswith("KeyboardInterrupt"), proc.stderr
+    assert "still running" not in proc.stderr
+
+
+def _plant_left_over_state(name: str) -> ThreadState:
+    """Register, for the calling thread's ident, the unfinished state of an earlier thread."""
+    left = ThreadState(name)
+    left.ident = threading.get_ident()
+    left.native_id = -1  # that thread's, not ours
+    with _registry._registry_lock:
+        _registry._by_ident[left.ident] = left
+    return left
+
+
+def test_a_thread_does_not_adopt_the_state_an_earlier_thread_left() -> None:
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        box["left"] = _plant_left_over_state("earlier")
+        box["mine"] = _core.current_state()
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            box["outcome"] = "cancelled"
+
+    th = threading.Thread(target=body)
+    th.start()
+    wait_until(lambda: "mine" in box and box["mine"].parked, message="the thread sleeps")
+    left = box["left"]
+    assert isinstance(left, ThreadState)
+    assert box["mine"] is not left
+    assert left.finished  # that thread has ended: its state with it
+    assert cancel(th, timeout=10)
+    assert box["outcome"] == "cancelled"
+
+
+def test_cancel_before_first_use_skips_the_state_an_earlier_thread_left() -> None:
+    planted = threading.Event()
+    go = threading.Event()
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        box["left"] = _plant_left_over_state("earlier")
+        planted.set()
+        go.wait(10)
+        try:
+            threadpatch.sleep(60)
+        except ThreadCancelled:
+            box["outcome"] = "cancelled"
+
+    th = threading.Thread(target=body)
+    th.start()
+    assert planted.wait(10)
+    assert cancel(th, blocking=False) is False
+    go.set()
+    th.join(10)
+    assert box.get("outcome") == "cancelled"
+    left = box["left"]
+    assert isinstance(left, ThreadState)
+    assert left.finished
+    assert not left.cancel_requested
 
 
 def test_cancel_bad_argument() -> None:

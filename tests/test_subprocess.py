@@ -382,6 +382,36 @@ def test_communicate_keeps_what_a_partial_read_buffered() -> None:
     assert proc.stdout.closed
 
 
+@pytest.mark.usefixtures("patch")
+@pytest.mark.parametrize(
+    "options", [{}, {"text": True}, {"bufsize": 0}], ids=["buffered", "text", "unbuffered"]
+)
+def test_cancelled_single_pipe_communicate_keeps_what_it_read(
+    options: dict[str, Any], pidfile: Path
+) -> None:
+    script = 'echo first; echo $$ > "$0"; exec sleep 60'
+    with subprocess.Popen(
+        ["sh", "-c", script, str(pidfile)], stdout=subprocess.PIPE, **options
+    ) as proc:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        try:
+            worker = threadpatch.spawn(proc.communicate)
+            child_pid(pidfile)  # "first" is in the pipe, or was read
+
+            def read_first_and_waits() -> bool:
+                return not select.select([fd], [], [], 0)[0] and _core_blocked(worker)
+
+            wait_until(read_first_and_waits, message="the worker read 'first' and waits")
+            assert worker.cancel(timeout=5)
+            assert worker.cancelled
+        finally:
+            proc.kill()
+        first = "first\n" if options.get("text") else b"first\n"
+        assert proc.communicate() == (first, None)
+    assert proc.returncode == -9
+
+
 # -- patching ------------------------------------------------------------------
 
 

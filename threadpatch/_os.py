@@ -179,18 +179,7 @@ def _read_slow(fd: int, length: int, err: int) -> bytes:
     does not finish itself: ``fd`` and ``length`` are ints, ``length > 0``.
     """
     buffer: bytearray | None = None
-    if err not in _NOT_NOW:
-        raise OSError(err, _strerror(err))  # as the syscall raised it
-    while True:
-        try:
-            waits = _waits(fd)
-        except OSError:
-            return _read(fd, length)  # the stdlib's error for this descriptor
-        if not waits:
-            return _read(fd, length)
-        _wait(fd, _POLLIN, "read")
-        if err != _EAGAIN:
-            return _read(fd, length)  # ready: the plain call returns at once
+    while _wait_readable(fd, err):
         if buffer is None:
             buffer = bytearray(length)
         try:
@@ -201,6 +190,28 @@ def _read_slow(fd: int, length: int, err: int) -> bytes:
             err = exc.errno
             continue
         return _read_done(fd, buffer, got)
+    return _read(fd, length)
+
+
+def _wait_readable(fd: int, err: int) -> bool:
+    """After a ``RWF_NOWAIT`` read of ``fd`` failed with ``err``: wait, cancellably.
+
+    The one wait of :func:`read` and :func:`readinto`.  True: ``fd`` is
+    readable now, to be read again with ``RWF_NOWAIT`` (which can still find
+    nothing: another reader was first).  False: make the plain call, which
+    returns at once (the descriptor supports no ``RWF_NOWAIT`` but is ready,
+    or does not wait: non-blocking, on disk) or raises the stdlib's error.
+    """
+    if err not in _NOT_NOW:
+        raise OSError(err, _strerror(err))  # as the syscall raised it
+    try:
+        waits = _waits(fd)
+    except OSError:
+        return False  # the plain call raises the stdlib's error for it
+    if not waits:
+        return False
+    _wait(fd, _POLLIN, "read")
+    return err == _EAGAIN
 
 
 def readinto(fd: int, buffer: Any, /) -> int:
@@ -240,14 +251,7 @@ def _readinto_done(fd: int, view: memoryview, got: int) -> int:
 
 def _readinto_wait(fd: int, view: memoryview, err: int) -> int:
     """The rest of :func:`readinto` after its first ``RWF_NOWAIT`` read failed with ``err``."""
-    if err not in _NOT_NOW:
-        raise OSError(err, _strerror(err))  # as the syscall raised it
-    while True:
-        if not _waits(fd):
-            return _readv(fd, (view,))
-        _wait(fd, _POLLIN, "read")
-        if err != _EAGAIN:
-            return _readv(fd, (view,))
+    while _wait_readable(fd, err):
         try:
             got = _preadv(fd, (view,), -1, _NOWAIT)
         except OSError as exc:
@@ -256,6 +260,7 @@ def _readinto_wait(fd: int, view: memoryview, err: int) -> int:
             err = exc.errno
             continue
         return _readinto_done(fd, view, got)
+    return _readv(fd, (view,))
 
 
 def _readinto_slow(fd: int, buffer: Any, err: int) -> int:

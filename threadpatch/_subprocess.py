@@ -225,16 +225,24 @@ def _read_one_pipe(self: _std.Popen[Any], stream: IO[Any]) -> Any:
     # itself a cancellation point, and it returns what the buffer already
     # holds without waiting for the pipe, which a readiness wait would do.
     waits = not isinstance(getattr(binary, "raw", binary), FileIO)
-    chunks = []
-    while True:
-        if waits:
-            _wait_fd(fd, _POLLIN, _core.INFINITE, reason)
-        chunk = read(_READ_SIZE)
-        if chunk is None:
-            continue  # a spurious readiness on a non-blocking descriptor
-        if not chunk:
-            break
-        chunks.append(chunk)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            if waits:
+                _wait_fd(fd, _POLLIN, _core.INFINITE, reason)
+            chunk = read(_READ_SIZE)
+            if chunk is None:
+                continue  # a spurious readiness on a non-blocking descriptor
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BaseException:
+        # Cancelled (or interrupted): what was read is kept where the stdlib's
+        # selector loop keeps it, so the next communicate() -- that loop, as
+        # after a TimeoutExpired -- returns it with the rest.
+        self._fileobj2output = {stream: chunks}  # type: ignore[attr-defined]
+        self._communication_started = True  # type: ignore[attr-defined]
+        raise
     data = b"".join(chunks)
     stream.close()
     if text is not None:
@@ -251,8 +259,8 @@ def communicate(
 
     Cancellation:
         ``ThreadCancelled`` propagates and the child is left running (see the
-        module docstring); what a multi-pipe or timed communicate had read is
-        kept for the next call, as after a ``TimeoutExpired``.
+        module docstring); what it had read is kept for the next call, as
+        after a ``TimeoutExpired``.
     """
     streams = (self.stdin, self.stdout, self.stderr)
     if (

@@ -63,19 +63,26 @@ def _thread_name(ident: int) -> str:
 
 
 def bind_current(state: ThreadState | None) -> ThreadState:
-    """Attach ``state`` (a new one if None) to the calling thread."""
+    """Attach ``state`` (a new one if None) to the calling thread.
+
+    A state already registered under the calling thread's ident is the
+    thread's own only if another thread made it for this very thread, to
+    cancel it before it used threadpatch (see :func:`state_for_thread`).  Any
+    other is an earlier thread's that had this ident and ended without its
+    state being finished -- it used threadpatch in its own teardown, after
+    its thread-local storage was cleared -- and is finished here, never
+    adopted: its late reaper would end the new thread's state.
+    """
     ident = _natives.get_ident()
     native_id = threading.get_native_id()
-    stale = None
     with _registry_lock:
+        previous = _by_ident.get(ident)
         if state is None:
-            state = _by_ident.get(ident)  # created early by cancel(threading.Thread)?
-            if state is not None and state.for_thread is not None and state.native_id != native_id:
-                # Made for an earlier thread that had this ident and ended
-                # without binding it: its cancel request is not ours.
-                stale, state = state, None
-            if state is None or state.finished:
+            if previous is not None and _made_for_caller(previous, ident, native_id):
+                state = previous
+            else:
                 state = ThreadState()
+        stale = previous if previous is not state else None
         _unbound.discard(state)
         state.ident = ident
         state.for_thread = None  # from now on it lives and dies with this thread
@@ -85,10 +92,21 @@ def bind_current(state: ThreadState | None) -> ThreadState:
     if state.name is None:
         state.name = _thread_name(ident)
     state.native_id = native_id
+    state.bound_thread = threading._active.get(ident)  # type: ignore[attr-defined]
     state.is_main = threading.main_thread().ident == ident
     _tls.state = state
     _tls.reaper = _Reaper(state)
     return state
+
+
+def _made_for_caller(state: ThreadState, ident: int, native_id: int) -> bool:
+    """True if ``state`` was made by another thread for the calling one, and is live."""
+    made_for = state.for_thread
+    if made_for is None or state.finished:
+        return False
+    active = threading._active.get(ident)  # type: ignore[attr-defined]
+    # In its teardown a threading.Thread has left threading._active.
+    return made_for is active if active is not None else state.native_id == native_id
 
 
 def register_unbound(state: ThreadState) -> None:
@@ -98,13 +116,30 @@ def register_unbound(state: ThreadState) -> None:
 
 
 def _outlived(state: ThreadState, thread: threading.Thread | None = None) -> bool:
-    """True if ``state`` was made for a plain thread that is not ``thread`` or has ended.
+    """True if nothing but the registry will ever finish ``state``.
 
-    Such a state is never bound by its thread (which ended without using
-    threadpatch), so nothing else would ever finish it.
+    That is a state made for a plain thread that is not ``thread`` or has
+    ended (its thread ended without using threadpatch, so never bound it), or
+    a state bound by a thread that has ended without its reaper running: it
+    used threadpatch in its own teardown, after its thread-local storage was
+    cleared, and the storage made then is never freed (CPython 3.11, 3.12).
     """
     made_for = state.for_thread
-    return made_for is not None and (made_for is not thread or not made_for.is_alive())
+    if made_for is not None:
+        return made_for is not thread or not made_for.is_alive()
+    if state.finished or state.native_id is None:
+        return False
+    active = threading._active.get(state.ident)  # type: ignore[attr-defined]
+    if active is not None:
+        # Another threading.Thread has the ident now; a _DummyThread may be
+        # the raw thread's own, made after it bound the state.
+        return active is not state.bound_thread and not isinstance(active, _DummyThread)
+    return _HAVE_TASKS and not os.path.exists(f"/proc/self/task/{state.native_id}")
+
+
+_DummyThread = threading._DummyThread
+# Where /proc is not mounted, a thread's end is not seen here (its state then stays).
+_HAVE_TASKS = os.path.isdir("/proc/self/task")
 
 
 def state_for_thread(thread: threading.Thread, create: bool = False) -> ThreadState | None:
@@ -179,6 +214,9 @@ def _after_fork_in_child() -> None:
     if me is not None:
         ident = _natives.get_ident()
         me.survive_fork(ident, threading.get_native_id())
+        # threading's own fork handler ran first: this is its Thread (a new
+        # _MainThread if the thread was a raw one).
+        me.bound_thread = threading._active.get(ident)  # type: ignore[attr-defined]
         _by_ident[ident] = me
 
 

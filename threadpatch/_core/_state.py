@@ -84,6 +84,7 @@ class ThreadState:
         "blocked_on",
         "blocked_since",
         "blocked_until",
+        "bound_thread",
         "cancel_requested",
         "finished",
         "for_thread",
@@ -129,6 +130,10 @@ class ThreadState:
         # that came before the thread used threadpatch); None once the thread
         # has bound it, or when a thread made its own.  See ``state_for_thread``.
         self.for_thread: threading.Thread | None = None
+        # The threading.Thread registered for the ident when the thread bound
+        # this state (None for a raw _thread thread): a later thread with the
+        # same ident is another Thread there.  See ``_registry._outlived``.
+        self.bound_thread: threading.Thread | None = None
         # A dead hub must fail every blocking call, also in threads born later.
         self.interrupt = get_hub().failure is not None
 

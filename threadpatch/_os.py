@@ -178,19 +178,11 @@ def _read_slow(fd: int, length: int, err: int) -> bytes:
     Also the C fast path's (``_speedups.fd_read``) way out for every case it
     does not finish itself: ``fd`` and ``length`` are ints, ``length > 0``.
     """
-    buffer: bytearray | None = None
-    while _wait_readable(fd, err):
-        if buffer is None:
-            buffer = bytearray(length)
-        try:
-            got = _preadv(fd, (buffer,), -1, _NOWAIT)
-        except OSError as exc:
-            if exc.errno not in _NOT_NOW:
-                raise
-            err = exc.errno
-            continue
-        return _read_done(fd, buffer, got)
-    return _read(fd, length)
+    if not _wait_readable(fd, err):
+        return _read(fd, length)
+    buffer = bytearray(length)
+    got = _read_nowait_when_ready(fd, buffer)
+    return _read(fd, length) if got is None else _read_done(fd, buffer, got)
 
 
 def _wait_readable(fd: int, err: int) -> bool:
@@ -212,6 +204,22 @@ def _wait_readable(fd: int, err: int) -> bool:
         return False
     _wait(fd, _POLLIN, "read")
     return err == _EAGAIN
+
+
+def _read_nowait_when_ready(fd: int, buffer: Any) -> int | None:
+    """Once :func:`_wait_readable` said so: read ``fd`` into ``buffer`` with ``RWF_NOWAIT``.
+
+    Waits again while the read finds nothing (another reader was first).
+    Returns the count read, or None where the plain call is to be made.
+    """
+    while True:
+        try:
+            return _preadv(fd, (buffer,), -1, _NOWAIT)
+        except OSError as exc:
+            if exc.errno not in _NOT_NOW:
+                raise
+            if not _wait_readable(fd, exc.errno):
+                return None
 
 
 def readinto(fd: int, buffer: Any, /) -> int:
@@ -251,16 +259,10 @@ def _readinto_done(fd: int, view: memoryview, got: int) -> int:
 
 def _readinto_wait(fd: int, view: memoryview, err: int) -> int:
     """The rest of :func:`readinto` after its first ``RWF_NOWAIT`` read failed with ``err``."""
-    while _wait_readable(fd, err):
-        try:
-            got = _preadv(fd, (view,), -1, _NOWAIT)
-        except OSError as exc:
-            if exc.errno not in _NOT_NOW:
-                raise
-            err = exc.errno
-            continue
-        return _readinto_done(fd, view, got)
-    return _readv(fd, (view,))
+    if not _wait_readable(fd, err):
+        return _readv(fd, (view,))
+    got = _read_nowait_when_ready(fd, view)
+    return _readv(fd, (view,)) if got is None else _readinto_done(fd, view, got)
 
 
 def _readinto_slow(fd: int, buffer: Any, err: int) -> int:

@@ -218,3 +218,49 @@ def test_a_timer_that_fires_while_it_is_cancelled_is_not_counted_as_pending() ->
     assert fired == [True]
     assert not hub._timers
     assert hub.pending_timers() == 0
+
+
+def test_a_hub_that_cannot_start_says_so_and_starts_later(
+    fresh_hub: _hub.Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No thread can start (the thread limit; on 3.12, an interpreter shutting
+    # down): the deadline fails at once, and the hub is not left half started,
+    # which made every later deadline wait for a hub that never came.
+    real = _core._natives.start_new_thread
+
+    def refuse(*args: object) -> int:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_core._natives, "start_new_thread", refuse)
+    for _ in range(2):
+        with pytest.raises(HubError, match="could not start its hub thread") as info:
+            with timeout_after(0.01):
+                sleep(60)
+        assert isinstance(info.value.__cause__, RuntimeError)
+    assert not fresh_hub.running
+    assert _core.current_state().scopes == []
+    monkeypatch.setattr(_core._natives, "start_new_thread", real)
+    with pytest.raises(ThreadTimeout), timeout_after(0.01):
+        sleep(60)
+    assert fresh_hub.running
+
+
+def test_a_deadline_in_an_atexit_handler_never_hangs() -> None:
+    # 3.12 refuses to start threads once the interpreter shuts down: a first
+    # deadline set in an atexit handler raises HubError there; elsewhere it fires.
+    proc = run_child(
+        """
+        import atexit, threadpatch
+        def at_exit():
+            for _ in range(2):
+                try:
+                    with threadpatch.timeout_after(0.05):
+                        threadpatch.sleep(60)
+                except (threadpatch.ThreadTimeout, threadpatch.HubError) as exc:
+                    print(type(exc).__name__)
+        atexit.register(at_exit)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = "HubError" if sys.version_info[:2] == (3, 12) else "ThreadTimeout"
+    assert proc.stdout.split() == [expected, expected]

@@ -320,5 +320,5 @@ def test_regular_file_io_is_no_cancellation_point(tmp_path: Path) -> None:
 
 def test_the_page_lists_every_entry() -> None:
     page = LIMITS_PAGE.read_text()
-    for name in [*ENTRIES, "regular-file-io"]:
+    for name in [*ENTRIES, "regular-file-io", "deadline-at-exit"]:
         assert f'<a id="{name}"></a>' in page, f"docs/guide/limits.md has no entry {name!r}"

@@ -161,8 +161,20 @@ class Hub:
             if not self._started:
                 self._wake_r, self._wake_w = _natives.socketpair()
                 self._wake_w.setblocking(False)
+                try:
+                    _natives.start_new_thread(self._thread_main, ())
+                except BaseException as exc:
+                    # No thread can start now (the thread limit; on 3.12, an
+                    # interpreter shutting down): nothing is started, and a
+                    # later call tries again rather than wait for this one.
+                    self._close_wake_sockets()
+                    self._wake_r = self._wake_w = None
+                    raise HubError(
+                        f"threadpatch could not start its hub thread ({exc}), which fires "
+                        "deadlines: no deadline can be set now (timeouts passed to the "
+                        "calls themselves still work)"
+                    ) from exc
                 self._started = True
-                _natives.start_new_thread(self._thread_main, ())
         # Wait (natively: this must work from any thread, patched or not)
         # until the kernel is up, so the first timer cannot be lost.
         self._ready.acquire()

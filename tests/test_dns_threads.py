@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import gc
 import socket
+import subprocess
 import sys
 import weakref
 
@@ -63,3 +64,35 @@ def test_the_stdlib_reference_count_check_passes() -> None:
         assert sys.getrefcount(name) == before, exc
     else:
         pytest.fail("getnameinfo accepted a string")
+
+
+def test_where_no_worker_can_start_the_lookup_runs_in_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No thread can start (the thread limit; 3.12 at interpreter exit): the
+    # lookup blocks in the caller as the stdlib's does, rather than fail.
+    wait_until(lambda: _dns.pool_statistics()["workers"] == 0, timeout=5.0)
+
+    def refuse(*args: object) -> int:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_dns._natives, "start_new_thread", refuse)
+    monkeypatch.setitem(_dns._NATIVE, "gethostbyname", lambda host: (host, _thread.get_ident()))
+    assert tp_socket.gethostbyname("example.test") == ("example.test", _thread.get_ident())
+    assert _dns.pool_statistics() == {"workers": 0, "idle": 0, "queued": 0}
+
+
+def test_a_lookup_in_an_atexit_handler_works_patched() -> None:
+    code = (
+        "import atexit, socket\n"
+        "atexit.register(lambda: print(socket.getaddrinfo('localhost', 80)[0][4][1],"
+        " socket.gethostbyname_ex('localhost')[0] != ''))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "threadpatch", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "80 True\n", proc.stderr

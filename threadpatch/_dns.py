@@ -26,6 +26,9 @@ keeps a program's thread count what it would be without threadpatch: leak
 checks such as ``test.support.threading_cleanup`` count native threads and
 would otherwise wait for idle workers.
 
+Where no worker thread can be started and none runs, the lookup is made in
+the calling thread, not cancellable, as the stdlib makes it.
+
 Tests make lookups block deterministically by replacing entries of
 ``_NATIVE`` (the functions the workers call), e.g. with ``monkeypatch.setitem``.
 """
@@ -135,22 +138,35 @@ def _worker() -> None:
         job.state.unpark()
 
 
-def _submit(job: _Job) -> None:
+def _submit(job: _Job) -> bool:
+    """Queue ``job`` for the pool; False if no worker will run it (run it yourself).
+
+    That is when no thread can be started (the thread limit; on 3.12, an
+    interpreter shutting down: an ``atexit`` handler's lookup) and no worker
+    is left to take the job: the lookup then blocks in the caller, as the
+    stdlib's does, rather than fail where the stdlib's would not.
+    """
     global _workers
     with _lock:
         _jobs.append(job)
         if _idle:
             _idle.pop().release()
-            return
+            return True
         if _workers >= MAX_WORKERS:
-            return  # queued: a busy worker takes it when it is free
+            return True  # queued: a busy worker takes it when it is free
         _workers += 1
     try:
         _natives.start_new_thread(_worker, ())
-    except BaseException:
+    except BaseException as exc:
         with _lock:
             _workers -= 1
+            served = bool(_workers) or job.started
+            if not served:
+                _jobs.remove(job)  # no worker popped it: none runs
+        if isinstance(exc, RuntimeError):
+            return served
         raise
+    return True
 
 
 def _run(name: str, args: tuple[object, ...]) -> Any:
@@ -160,7 +176,8 @@ def _run(name: str, args: tuple[object, ...]) -> Any:
     state = _core.current_state()
     state.check()
     job = _Job(name, args, state)
-    _submit(job)
+    if not _submit(job):
+        return _NATIVE[name](*args)  # no thread to run it in: the stdlib's own wait
     try:
         _core.wait_until(job.is_done, reason=("dns", name, args[0] if args else None))
     except BaseException:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -641,3 +643,39 @@ def test_thread_cannot_be_constructed_directly(
             threadpatch.Thread(*args, **kwargs)
         gc.collect()
     assert seen == []  # and its __del__ has nothing to complain about
+
+
+def test_a_threads_wake_up_descriptor_leaves_the_low_numbers_to_the_program() -> None:
+    # A process gets the lowest free descriptor number; code and tests count on
+    # getting the numbers they would get without threadpatch (CPython's test_os).
+    def body() -> tuple[int, int, int]:
+        before = os.open(os.devnull, os.O_RDONLY)
+        os.close(before)
+        a, b = socket.socketpair()
+        with a, b:
+            _core.current_state().wait_fd(a.fileno(), _natives.POLLIN, 0)  # makes it
+        after = os.open(os.devnull, os.O_RDONLY)
+        os.close(after)
+        return before, after, _core.current_state()._wake_fd
+
+    before, after, wake = spawn(body).join(timeout=10)
+    assert after == before
+    assert wake >= _natives.PRIVATE_FD_BASE
+
+
+def test_under_a_low_descriptor_limit_the_wake_up_descriptor_stays_where_it_is() -> None:
+    code = textwrap.dedent(
+        """
+        import os, resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        from threadpatch._core import _natives
+        fd = os.eventfd(0)
+        print(_natives.set_aside(fd) == fd, os.get_inheritable(fd))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "True False\n"

@@ -8,6 +8,7 @@ the standard library, so every module of threadpatch takes them from here.
 from __future__ import annotations
 
 import _thread
+import fcntl
 import os
 import select
 import selectors
@@ -34,6 +35,30 @@ POLLNVAL: int = select.POLLNVAL
 DefaultSelector = selectors.DefaultSelector
 socketpair = socket.socketpair
 eventfd = getattr(os, "eventfd", None)
+
+#: threadpatch's own long-lived descriptors (each thread's wake-up eventfd) are
+#: moved to numbers from here up, out of the way of the program's own: a
+#: process allocates the lowest free number, and code and tests count on
+#: getting the same numbers as without threadpatch (CPython's test_os does).
+PRIVATE_FD_BASE = 256
+
+
+def set_aside(fd: int) -> int:
+    """``fd`` moved to the lowest free number >= :data:`PRIVATE_FD_BASE`, close-on-exec.
+
+    Returns the new number, or ``fd`` itself where it cannot move (a
+    descriptor limit at or under the base, or none free above it).
+    """
+    if fd >= PRIVATE_FD_BASE:
+        return fd
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, PRIVATE_FD_BASE)
+    except OSError:
+        return fd
+    os.close(fd)
+    return moved
+
+
 # Descriptor I/O (the wake-up eventfd, the C accelerator's pure fallbacks): the
 # ``os`` patch set replaces the public names with cancellable ones.
 read = os.read

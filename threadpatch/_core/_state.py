@@ -252,7 +252,8 @@ class ThreadState:
         """Make the wake-up eventfd (on the thread's first descriptor wait)."""
         if _natives.eventfd is None:  # pragma: no cover - non-Linux
             raise NotImplementedError("descriptor waits need eventfd")
-        self._wake_fd = _natives.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        fd = _natives.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_fd = _natives.set_aside(fd)
         return self._wake_fd
 
     def _make_poller(self) -> _natives.select.poll:  # type: ignore[name-defined]

@@ -679,3 +679,17 @@ def test_under_a_low_descriptor_limit_the_wake_up_descriptor_stays_where_it_is()
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "True False\n"
+
+
+def test_ctrl_c_judges_a_state_by_its_own_thread_not_by_its_ident() -> None:
+    from threadpatch._core import _ctrl_c
+
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    left = ThreadState("earlier")
+    left.ident = threading.get_ident()  # now a live thread's ident
+    left.bound_thread = ended
+    assert not _ctrl_c._running(left)
+    left.bound_thread = threading.current_thread()
+    assert _ctrl_c._running(left)

@@ -121,7 +121,9 @@ def cancel_states(targets: list[ThreadState], grace: float) -> list[str]:
 def _running(state: ThreadState) -> bool:
     if state.finished:
         return False
-    thread = threading._active.get(state.ident)  # type: ignore[attr-defined]
+    # Its own Thread first: the ident may be another thread's by now.
+    active = threading._active  # type: ignore[attr-defined]
+    thread = state.for_thread or state.bound_thread or active.get(state.ident)
     return thread is None or thread.is_alive()
 
 
